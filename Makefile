@@ -1,0 +1,58 @@
+# edge-face: the two commands of the README, and the steps they are made of.
+#   make demo   sets everything up and runs the main job
+#   make test   sets everything up and runs the whole test suite (what CI runs)
+# Both work on a fresh Debian / Raspberry Pi OS machine: they create .venv, install the
+# project into it, and install the system packages they need with apt-get when run as
+# root (or say exactly what to install when not).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+APT_PACKAGES := mosquitto
+
+.PHONY: demo test lint system-deps venv clean help
+
+help:
+	@echo "make demo    set up and run the demo"
+	@echo "make test    set up and run all tests (ruff + pytest)"
+	@echo "make lint    ruff only"
+
+system-deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "edge-face needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2; exit 1; }; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Missing system packages:$$missing" >&2; \
+	    echo "Install them with: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: system-deps $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+demo: venv
+	$(VENV)/bin/edge-face --config config.toml check-config
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

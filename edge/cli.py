@@ -1,0 +1,140 @@
+"""``edge-face``: the device CLI. A thin shell: each verb calls one library function.
+
+Library errors become messages and exit codes only here: 0 ok, 1 failure, 2 usage or
+configuration error. Heavy modules (OpenCV, LiteRT) are imported inside the verbs that
+need them, so ``--help`` works with nothing but the runtime dependencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from edge import __version__
+from edge.config import Config, load_config
+from edge.errors import ConfigError, EdgeError
+from edge.logs import setup_logging
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class State:
+    """What the group's options leave for the verbs: the config, loaded on first use."""
+
+    def __init__(self, config_path: Path | None, log_level: str | None) -> None:
+        self.config_path = config_path
+        self.log_level = log_level
+        self._config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path, os.environ)
+            except ConfigError as exc:
+                config_error(exc)
+            setup_logging(self.log_level or self._config.logging.level)
+        return self._config
+
+
+def config_error(exc: ConfigError) -> NoReturn:
+    for line in exc.problems:
+        click.echo(f"error: {line}", err=True)
+    click.echo("The configuration keys are documented in config.toml.", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def failure(exc: EdgeError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: edge-face --config /etc/edge-face/config.toml check-config",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="edge-face")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Config file (default: $EDGE_FACE_CONFIG, else /etc/edge-face/config.toml, "
+    "else built-in defaults). Any key can be set as EDGE_FACE_<SECTION>_<KEY>.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Override [logging] level.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
+    """edge-face: recognise enrolled people on a camera and publish MQTT events.
+
+    Enroll people from photos, then run the daemon; Home Assistant or Node-RED react to
+    the events. Every verb has --help with an example.
+    """
+    ctx.obj = State(config_path, log_level)
+
+
+@main.command("check-config")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def check_config_cmd(state: State, as_json: bool) -> None:
+    """Parse and validate the configuration; exit 0 when it is usable, 2 when not.
+
+    Also checks that the files it names (MQTT password file, TLS files) can be read.
+    The MQTT password itself is never printed.
+
+    \b
+    Example:
+      edge-face --config config.toml check-config
+      EDGE_FACE_MQTT_PORT=1884 edge-face check-config --json
+    """
+    from edge.config_check import check_config
+
+    try:
+        config = load_config(state.config_path, os.environ)
+    except ConfigError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "problems": exc.problems}, indent=2))
+            sys.exit(EXIT_USAGE)
+        config_error(exc)
+    report = check_config(config, os.environ)
+    source = str(config.source) if config.source else "(built-in defaults)"
+    if as_json:
+        out = {
+            "ok": not report.problems,
+            "file": source,
+            "problems": report.problems,
+            "notes": report.notes,
+            "config": _plain(config),
+        }
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for line in report.problems:
+            click.echo(f"error: {source}: {line}", err=True)
+        for line in report.notes:
+            click.echo(f"note: {line}")
+        if not report.problems:
+            click.echo(f"{source}: OK")
+    sys.exit(EXIT_USAGE if report.problems else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

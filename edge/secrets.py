@@ -1,0 +1,47 @@
+"""Secrets: the MQTT password, from ``[mqtt] password_file`` or a systemd credential.
+
+Never from the command line or the config file itself, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from edge.config import MqttConfig
+from edge.errors import ConfigError
+
+#: the name of the credential in the unit's ``LoadCredential=mqtt_password:...``
+CREDENTIAL_NAME = "mqtt_password"
+
+
+def _credential_path(env: Mapping[str, str]) -> Path | None:
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / CREDENTIAL_NAME
+    return path if path.is_file() else None
+
+
+def mqtt_password(mqtt: MqttConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """The password, or None when none is configured. The first line of the file is used,
+    without its line ending."""
+    env = os.environ if env is None else env
+    path = mqtt.password_file or _credential_path(env)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            [
+                f"[mqtt] password_file: cannot read {path}: {reason} "
+                "(check the path and that the service user may read it)"
+            ]
+        ) from exc
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError([f"[mqtt] password_file: {path} is empty"])
+    return lines[0]
