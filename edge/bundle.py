@@ -1,0 +1,146 @@
+"""The model bundle: a folder with the encoder, the detector, the alignment model and
+``manifest.json``. Loading checks every file against its sha256 and refuses a bundle
+that was changed or damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from edge.errors import EdgeError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_LENIENT = ConfigDict(extra="ignore")  # newer writers may add fields; the format number guards
+
+
+class BundleError(EdgeError):
+    """The bundle is missing, damaged or of a format this version cannot read."""
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class EncoderSpec:
+    file: str
+    input_size: int = Field(gt=0)
+    embedding_size: int = Field(gt=0)
+    metric: Literal["euclidean", "cosine"] = "euclidean"
+    l2_normalize: bool = False  # normalise after dequantizing (never inside the int8 graph)
+    mirror_average: bool = False  # average the embedding with the mirrored face's
+    quantization: str = "int8"
+    macs: int | None = None
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class DetectorSpec:
+    type: Literal["yunet"]
+    file: str
+    score_threshold: float = Field(default=0.7, gt=0, lt=1)
+    nms_threshold: float = Field(default=0.3, gt=0, lt=1)
+    max_side: int = Field(default=640, gt=0)
+    min_side: int = Field(default=0, ge=0)
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class AlignmentSpec:
+    type: Literal["dlib-chip", "similarity"]
+    size: int = Field(gt=0)
+    padding: float = 0.0
+    landmarks_file: str | None = None  # the dlib 5-point predictor as arrays ("dlib-chip")
+    box_map: list[list[float]] | None = None  # detector box+landmarks -> landmark model's box
+    template: list[list[float]] | None = None  # 5 points in the encoder's input frame
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class Thresholds:
+    verify: float = Field(gt=0)  # one-to-one: same person iff distance <= verify
+    identify: float = Field(gt=0)  # one-to-many against a gallery (stricter)
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class Manifest:
+    format: int
+    name: str
+    encoder_id: str
+    encoder: EncoderSpec
+    detector: DetectorSpec
+    alignment: AlignmentSpec
+    tau: Thresholds
+    files: dict[str, str]  # file name -> sha256
+
+
+_ADAPTER = TypeAdapter(Manifest)
+
+
+@dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
+class Bundle:
+    root: Path
+    manifest: Manifest
+    raw: dict[str, Any]  # the whole manifest.json, for display and evaluation figures
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_bundle(root: Path, *, verify_hashes: bool = True) -> Bundle:
+    """Read and check a bundle folder; raise :class:`BundleError` saying what to do."""
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(
+            f"no model bundle at {root} ({MANIFEST} missing): build one with "
+            "`model-export build --out DIR` and set [model] bundle to that folder"
+        )
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not a readable manifest: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise BundleError(
+            f"{manifest_path}: bundle format {found!r}, this edge-face reads format "
+            f"{FORMAT_VERSION}: rebuild the bundle with this version's model-export"
+        )
+    try:
+        manifest = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
+    if verify_hashes:
+        _check_hashes(root, manifest)
+    logger.info("model bundle %s (%s, encoder %s)", root, manifest.name, manifest.encoder_id)
+    return Bundle(root=root, manifest=manifest, raw=raw)
+
+
+def _check_hashes(root: Path, manifest: Manifest) -> None:
+    needed = {manifest.encoder.file, manifest.detector.file}
+    if manifest.alignment.landmarks_file:
+        needed.add(manifest.alignment.landmarks_file)
+    unlisted = needed - set(manifest.files)
+    if unlisted:
+        raise BundleError(f"{root}: the manifest lists no sha256 for {sorted(unlisted)}")
+    for name, expected in manifest.files.items():
+        path = root / name
+        if not path.is_file():
+            raise BundleError(f"{root}: {name} is missing: re-copy or rebuild the bundle")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise BundleError(
+                f"{path}: sha256 {actual[:16]}... does not match the manifest's "
+                f"{expected[:16]}...: the file was changed or damaged; re-copy or rebuild "
+                "the bundle (edge-face never runs a model it cannot verify)"
+            )

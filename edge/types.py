@@ -1,0 +1,95 @@
+"""The values that cross module boundaries: frozen, slotted dataclasses, never bare tuples.
+
+Images are RGB ``NDArray[np.uint8]`` of shape (height, width, 3); points are (x, y) in
+pixels of the image they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+RGBImage = NDArray[np.uint8]
+Points = NDArray[np.float32]  # shape (N, 2), (x, y)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    image: RGBImage
+    index: int
+    timestamp: float  # seconds, time.time() when captured
+    camera: str = "camera"
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """An axis-aligned box, corners in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+    def iou(self, other: BBox) -> float:
+        w = min(self.x2, other.x2) - max(self.x1, other.x1)
+        h = min(self.y2, other.y2) - max(self.y1, other.y1)
+        inter = max(0.0, w) * max(0.0, h)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def as_list(self) -> list[float]:
+        return [round(self.x1, 1), round(self.y1, 1), round(self.x2, 1), round(self.y2, 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A face found by the detector, with its five landmarks in the detector's order
+    (YuNet: right eye, left eye, nose tip, right mouth corner, left mouth corner)."""
+
+    box: BBox
+    score: float
+    landmarks: Points
+
+
+@dataclass(frozen=True, slots=True)
+class AlignedFace:
+    """A face crop in the encoder's input frame (size x size RGB), and where it came from."""
+
+    image: RGBImage
+    detection: Detection
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """A face descriptor as the bundle's metric expects it, and the encoder that made it."""
+
+    vector: NDArray[np.float32]
+    encoder_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The decision for one face: ``known`` iff the nearest person is within tau."""
+
+    person: str | None
+    distance: float
+    tau: float
+    known: bool

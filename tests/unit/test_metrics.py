@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_export.data import DataError, pair_people, read_pairs
+from model_export.metrics import auc, best_threshold, kfold_accuracy, roc, tar_at_far
+
+
+def test_best_threshold_separates_perfectly() -> None:
+    d = np.array([0.1, 0.2, 0.3, 0.7, 0.8])
+    same = np.array([True, True, True, False, False])
+    tau = best_threshold(d, same)
+    assert 0.3 <= tau < 0.7
+
+
+def test_kfold_threshold_comes_from_the_other_folds() -> None:
+    # fold 0 alone would want tau ~0.45; folds 1-2 want ~0.25, so fold 0 loses a pair
+    d = np.array([0.4, 0.5, 0.2, 0.3, 0.2, 0.3])
+    same = np.array([True, False, True, False, True, False])
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    result = kfold_accuracy(d, same, folds)
+    assert result.fold_accuracies[0] == pytest.approx(0.5)
+    assert result.fold_accuracies[1:] == [1.0, 1.0]
+    assert result.accuracy_mean == pytest.approx(5 / 6)
+
+
+def test_tar_at_far_allows_only_the_given_fraction_of_impostors() -> None:
+    imp = np.linspace(0.5, 1.5, 1000)  # 1000 impostors
+    gen = np.array([0.3, 0.49, 0.5005, 0.6])
+    d = np.concatenate([gen, imp])
+    same = np.concatenate([np.ones(4, bool), np.zeros(1000, bool)])
+    tar, tau = tar_at_far(d, same, far=1e-3)  # one impostor may pass: 0.5 but not 0.501
+    assert 0.5 <= tau < imp[1]
+    assert tar == pytest.approx(3 / 4)
+
+
+def test_auc_and_roc() -> None:
+    d = np.array([0.1, 0.2, 0.3, 0.4])
+    same = np.array([True, False, True, False])
+    assert auc(d, same) == pytest.approx(0.75)  # pairs (g,i): (0.1<0.2)(0.1<0.4)(0.3>0.2)(0.3<0.4)
+    assert auc(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.5)
+    far, tar = roc(d, same)
+    assert far[-1] == tar[-1] == 1.0 and far[0] == tar[0] == 0.0
+
+
+def test_read_pairs(tmp_path: Path) -> None:
+    f = tmp_path / "pairs.txt"
+    f.write_text("2\t1\nA\t1\t2\nB\t1\tC\t3\nD\t2\t4\nE\t1\tF\t1\n")
+    pairs = read_pairs(f, tmp_path / "lfw")
+    assert [p.fold for p in pairs] == [0, 0, 1, 1]
+    assert pairs[0].same and not pairs[1].same
+    assert pairs[1].right == tmp_path / "lfw" / "C" / "C_0003.jpg"
+    assert pair_people(pairs) == {"A", "B", "C", "D", "E", "F"}
+    f.write_text("2\t1\nA\t1\t2\n")
+    with pytest.raises(DataError, match="expected 4 pairs"):
+        read_pairs(f, tmp_path)
+
+
+def test_real_pairs_file_has_the_lfw_shape(face_data: Path) -> None:
+    pairs = read_pairs(face_data / "lfw_protocol" / "pairs_dev.txt", face_data / "lfw")
+    assert len(pairs) == 3000 and sum(p.same for p in pairs) == 1500
+    assert all(p.left.is_file() and p.right.is_file() for p in pairs[:50])
