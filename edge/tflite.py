@@ -45,7 +45,9 @@ def interpreter_class(prefer: str | None = None) -> tuple[type[Any], str]:
             return Interpreter, name
         except ImportError as exc:  # also numpy ABI errors surface as ImportError
             errors.append(f"{name}: {exc}")
-    raise RuntimeMissingError(f"no TFLite runtime could be imported ({'; '.join(errors)}): {INSTALL_HINT}")
+    raise RuntimeMissingError(
+        f"no TFLite runtime could be imported ({'; '.join(errors)}): {INSTALL_HINT}"
+    )
 
 
 def load_interpreter(path: Path, num_threads: int = 1, prefer: str | None = None) -> Any:

@@ -54,10 +54,14 @@ def read_pairs(pairs_file: Path, images: Path) -> list[Pair]:
         fold = i // (2 * n)
         if len(parts) == 3:
             name, a, b = parts
-            pairs.append(Pair(fold, lfw_image(images, name, int(a)), lfw_image(images, name, int(b)), True))
+            pairs.append(
+                Pair(fold, lfw_image(images, name, int(a)), lfw_image(images, name, int(b)), True)
+            )
         elif len(parts) == 4:
             n1, a, n2, b = parts
-            pairs.append(Pair(fold, lfw_image(images, n1, int(a)), lfw_image(images, n2, int(b)), False))
+            pairs.append(
+                Pair(fold, lfw_image(images, n1, int(a)), lfw_image(images, n2, int(b)), False)
+            )
         else:
             raise DataError(f"{pairs_file}: line {i + 2}: expected 3 or 4 fields")
     return pairs

@@ -73,7 +73,9 @@ def auc(distances: Floats, same: Bools) -> float:
     """Area under the ROC: the chance that a genuine pair is closer than an impostor pair
     (Mann-Whitney U on average ranks, ties counted half)."""
     gen, imp = distances[same], distances[~same]
-    _, inverse, counts = np.unique(np.concatenate([gen, imp]), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(
+        np.concatenate([gen, imp]), return_inverse=True, return_counts=True
+    )
     average_rank = (np.cumsum(counts) - counts + (counts + 1) / 2)[inverse]
     u = average_rank[: len(gen)].sum() - len(gen) * (len(gen) + 1) / 2  # genuine above impostor
     return float(1.0 - u / (len(gen) * len(imp)))
