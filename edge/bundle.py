@@ -55,7 +55,7 @@ class AlignmentSpec:
     size: int = Field(gt=0)
     padding: float = 0.0
     landmarks_file: str | None = None  # the dlib 5-point predictor as arrays ("dlib-chip")
-    box_map: list[list[float]] | None = None  # detector box+landmarks -> landmark model's box
+    box_map: dict[str, Any] | None = None  # detector box+landmarks -> landmark model's box
     template: list[list[float]] | None = None  # 5 points in the encoder's input frame
 
 

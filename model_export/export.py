@@ -62,3 +62,21 @@ def to_float_tflite(model: keras.Model) -> bytes:
     """Plain float32 TFLite export (latency/accuracy reference only)."""
     flatbuffer: bytes = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     return flatbuffer
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-adds per face of the convolutions and dense layers."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            _, h, w, c = layer.output.shape
+            total += h * w * c * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1]
+            _, h, w, cout = layer.output.shape
+            total += h * w * cout * kh * kw * cin // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)

@@ -79,3 +79,20 @@ def auc(distances: Floats, same: Bools) -> float:
     average_rank = (np.cumsum(counts) - counts + (counts + 1) / 2)[inverse]
     u = average_rank[: len(gen)].sum() - len(gen) * (len(gen) + 1) / 2  # genuine above impostor
     return float(1.0 - u / (len(gen) * len(imp)))
+
+
+def verification_report(
+    distances: Floats, same: Bools, folds: NDArray[np.int_]
+) -> dict[str, float]:
+    """The figures ``model-export evaluate`` reports for a set of scored pairs."""
+    k = kfold_accuracy(distances, same, folds)
+    tar, tau_far = tar_at_far(distances, same, 1e-3)
+    return {
+        "accuracy_mean": k.accuracy_mean,
+        "accuracy_std": k.accuracy_std,
+        "tau": best_threshold(distances, same),
+        "tar_at_far": tar,
+        "tau_at_far": tau_far,
+        "auc": auc(distances, same),
+        "pairs": len(distances),
+    }

