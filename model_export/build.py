@@ -210,6 +210,7 @@ def _build_into(
         "provenance": {
             "encoder": src.provenance,
             "encoder_sha256": src.sha256,
+            "encoder_source": opts.encoder,
             "licence": src.licence,
             "calibration": {
                 "images": len(cal_crops.paths),

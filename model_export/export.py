@@ -6,8 +6,13 @@ output: int8 (1, 128) - dequantize with the output tensor's (scale, zero_point).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter off the terminal
 
 import keras
 import numpy as np
@@ -53,15 +58,24 @@ def to_int8_tflite(model: keras.Model, calibration_chips: np.ndarray) -> bytes:
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.int8
     logger.info("calibrating int8 on %d chips", len(chips))
-    flatbuffer: bytes = converter.convert()
+    flatbuffer: bytes = _quietly(converter.convert)
     logger.info("int8 model: %.2f MB", len(flatbuffer) / 1e6)
     return flatbuffer
 
 
 def to_float_tflite(model: keras.Model) -> bytes:
     """Plain float32 TFLite export (latency/accuracy reference only)."""
-    flatbuffer: bytes = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    flatbuffer: bytes = _quietly(tf.lite.TFLiteConverter.from_keras_model(model).convert)
     return flatbuffer
+
+
+def _quietly(convert: Callable[[], bytes]) -> bytes:
+    """Run the converter with Keras' printed export summary sent to the debug log."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        result = convert()
+    logger.debug("converter output:\n%s", captured.getvalue())
+    return result
 
 
 def count_macs(model: keras.Model) -> int:

@@ -34,10 +34,12 @@ class KFold:
 
 
 def kfold_accuracy(distances: Floats, same: Bools, folds: NDArray[np.int_]) -> KFold:
-    """The LFW protocol: per fold, tau chosen on the other folds, accuracy on this one."""
+    """The LFW protocol: per fold, tau chosen on the other folds, accuracy on this one.
+    (With a single fold there are no other folds: tau is then chosen on that fold.)"""
     accs, taus = [], []
-    for k in np.unique(folds):
-        train = folds != k
+    ks = np.unique(folds)
+    for k in ks:
+        train = folds != k if len(ks) > 1 else np.ones_like(same)
         tau = best_threshold(distances[train], same[train])
         taus.append(tau)
         accs.append(accuracy_at(distances[~train], same[~train], tau))
