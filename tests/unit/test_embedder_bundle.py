@@ -70,7 +70,7 @@ def test_bundle_loads_and_refuses_tampered_or_missing_files(tmp_path: Path) -> N
     with pytest.raises(BundleError, match="does not match the manifest"):
         load_bundle(write_bundle(tmp_path / "bad", tamper=True))
     (tmp_path / "ok" / "det.onnx").unlink()
-    with pytest.raises(BundleError, match="det.onnx is missing"):
+    with pytest.raises(BundleError, match=r"det\.onnx is missing"):
         load_bundle(tmp_path / "ok")
     with pytest.raises(BundleError, match="no model bundle"):
         load_bundle(tmp_path / "nowhere")
