@@ -11,12 +11,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 APT_PACKAGES := mosquitto
 
-.PHONY: demo test lint system-deps venv clean help
+.PHONY: demo test lint bundle bench system-deps venv clean help
 
 help:
 	@echo "make demo    set up and run the demo"
 	@echo "make test    set up and run all tests (ruff + pytest)"
 	@echo "make lint    ruff only"
+	@echo "make bundle  build (or reuse) the model bundle in build/bundle"
+	@echo "make bench   benchmarks (see bench/README.md)"
 
 system-deps:
 	@missing=""; \
@@ -51,8 +53,17 @@ test: venv
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-demo: venv
-	$(VENV)/bin/edge-face --config config.toml check-config
+# The model bundle (int8 encoder, detector, landmark model, manifest), built from the
+# faces in EDGE_FACE_DATA, or copied from the build cache when its inputs are unchanged.
+bundle: venv
+	$(VENV)/bin/model-export build --out build/bundle
+
+demo: bundle
+	$(VENV)/bin/model-export verify --bundle build/bundle
+	EDGE_FACE_MODEL_BUNDLE=build/bundle $(VENV)/bin/edge-face --config config.toml check-config
+
+bench: bundle
+	$(PY) bench/encoder_vs_dlib.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

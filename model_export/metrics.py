@@ -39,10 +39,11 @@ def kfold_accuracy(distances: Floats, same: Bools, folds: NDArray[np.int_]) -> K
     accs, taus = [], []
     ks = np.unique(folds)
     for k in ks:
-        train = folds != k if len(ks) > 1 else np.ones_like(same)
+        test = folds == k
+        train = ~test if len(ks) > 1 else test
         tau = best_threshold(distances[train], same[train])
         taus.append(tau)
-        accs.append(accuracy_at(distances[~train], same[~train], tau))
+        accs.append(accuracy_at(distances[test], same[test], tau))
     return KFold(float(np.mean(accs)), float(np.std(accs)), accs, taus)
 
 

@@ -63,3 +63,10 @@ def test_real_pairs_file_has_the_lfw_shape(face_data: Path) -> None:
     pairs = read_pairs(face_data / "lfw_protocol" / "pairs_dev.txt", face_data / "lfw")
     assert len(pairs) == 3000 and sum(p.same for p in pairs) == 1500
     assert all(p.left.is_file() and p.right.is_file() for p in pairs[:50])
+
+
+def test_single_fold_chooses_tau_on_itself() -> None:
+    d = np.array([0.1, 0.9, 0.2, 0.8])
+    same = np.array([True, False, True, False])
+    result = kfold_accuracy(d, same, np.zeros(4, int))
+    assert result.accuracy_mean == 1.0 and 0.2 <= result.fold_thresholds[0] < 0.8
