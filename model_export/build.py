@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,15 +97,31 @@ def build(opts: BuildOptions) -> Path:
     if (cached / "manifest.json").is_file() and not opts.force:
         logger.info("inputs unchanged (key %s): reusing the cached bundle %s", key, cached)
         return publish(cached, opts.out)
-    staging = cached.with_name(f"{key}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
-    manifest["provenance"]["cache_key"] = key
-    finish_bundle(staging, manifest, ENCODER_FILE)
-    shutil.rmtree(cached, ignore_errors=True)
-    staging.replace(cached)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # A folder of this process's own: concurrent builds of one key must not share one.
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".tmp", dir=cached.parent))
+    try:
+        manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
+        manifest["provenance"]["cache_key"] = key
+        finish_bundle(staging, manifest, ENCODER_FILE)
+        _install(staging, cached, replace_existing=opts.force)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return publish(cached, opts.out)
+
+
+def _install(staging: Path, cached: Path, replace_existing: bool) -> None:
+    """Move a finished build into the cache; if another build of the same key got there
+    first, keep that one (same inputs, same bundle) unless rebuilding was asked for."""
+    if (cached / "manifest.json").is_file() and not replace_existing:
+        return
+    trash = None
+    if cached.exists():
+        trash = Path(tempfile.mkdtemp(suffix=".old", dir=cached.parent))
+        cached.replace(trash / "bundle")
+    staging.replace(cached)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _build_into(
