@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -20,6 +20,11 @@ from edge import __version__
 from edge.config import Config, load_config
 from edge.errors import ConfigError, EdgeError
 from edge.logs import setup_logging
+
+if TYPE_CHECKING:
+    from edge.bundle import Bundle
+    from edge.engine import FaceEngine
+    from edge.gallery import Gallery
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -41,6 +46,31 @@ class State:
                 config_error(exc)
             setup_logging(self.log_level or self._config.logging.level)
         return self._config
+
+    def bundle(self) -> Bundle:
+        from edge.bundle import load_bundle
+
+        if not hasattr(self, "_bundle"):
+            self._bundle = guarded(lambda: load_bundle(self.config().model.bundle))
+        return self._bundle
+
+    def engine(self) -> FaceEngine:
+        from edge.engine import load_engine
+
+        return guarded(lambda: load_engine(self.bundle()))
+
+    def gallery(self) -> Gallery:
+        from edge.gallery import Gallery
+
+        return guarded(lambda: Gallery(self.config().gallery.path))
+
+
+def guarded(make: Any) -> Any:
+    """Run a library call; its EdgeError becomes a message and exit code 1."""
+    try:
+        return make()
+    except EdgeError as exc:
+        failure(exc)
 
 
 def config_error(exc: ConfigError) -> NoReturn:
@@ -135,6 +165,9 @@ def check_config_cmd(state: State, as_json: bool) -> None:
             click.echo(f"{source}: OK")
     sys.exit(EXIT_USAGE if report.problems else 0)
 
+
+# The verbs live in their own modules; importing them registers them on ``main``.
+from edge import cli_gallery  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -67,6 +67,8 @@ class GalleryConfig:
 @dataclass(frozen=True, config=_STRICT)
 class RecognitionConfig:
     tau: Annotated[float, Field(gt=0, le=4)] | None = None
+    strangers_accepted: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
+    margin: Annotated[float, Field(ge=0, le=2)] = 0.0
 
 
 @dataclass(frozen=True, config=_STRICT)

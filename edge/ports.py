@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from edge.types import AlignedFace, Detection, Embedding, RGBImage
+from edge.types import AlignedFace, Detection, Embedding, Frame, RGBImage
 
 
 class FaceDetector(Protocol):
@@ -26,3 +26,11 @@ class Embedder(Protocol):
     encoder_id: str
 
     def embed(self, faces: list[AlignedFace]) -> list[Embedding]: ...
+
+
+class FrameSource(Protocol):
+    def read(self) -> Frame | None:
+        """The next frame, or None when there is none (end of a file, a failed read)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,60 @@
+"""Enrollment from the camera: take good frames (one face, big and sharp enough), at
+least half a second apart, until there are enough or time runs out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+from edge.engine import FaceEngine
+from edge.enroll import EnrollReport, Outcome, Rejected, pick_face, sample_from
+from edge.errors import EdgeError
+from edge.gallery import Gallery, Sample
+from edge.sources import open_source
+
+logger = logging.getLogger(__name__)
+
+MIN_GAP_S = 0.5
+
+
+def enroll_from_camera(
+    gallery: Gallery,
+    engine: FaceEngine,
+    name: str,
+    source: int | str,
+    frames: int = 5,
+    timeout_s: float = 60.0,
+) -> EnrollReport:
+    cam = open_source(source)
+    samples: list[Sample] = []
+    outcomes: list[Outcome] = []
+    reasons: Counter[str] = Counter()
+    last = -MIN_GAP_S
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(samples) < frames and time.monotonic() < deadline:
+            frame = cam.read()
+            if frame is None:
+                break
+            now = time.monotonic()
+            if now - last < MIN_GAP_S:
+                continue
+            try:
+                face = pick_face(engine, frame.image, largest=False)
+            except Rejected as exc:
+                reasons[str(exc).split(":")[0]] += 1
+                continue
+            sample, outcome = sample_from(engine, face, f"camera frame {frame.index}")
+            samples.append(sample)
+            outcomes.append(outcome)
+            last = now
+            logger.info("took frame %d (%d/%d)", frame.index, len(samples), frames)
+    finally:
+        cam.close()
+    for reason, n in reasons.most_common():
+        outcomes.append(Outcome(f"{n} camera frame(s)", False, reason))
+    if not samples and not reasons:
+        raise EdgeError(f"the camera {source!r} gave no frames")
+    stored = gallery.add(name, samples) if samples else 0
+    return EnrollReport(name, outcomes, stored)

@@ -1,0 +1,18 @@
+"""Frame sources, chosen from ``[camera] source``: a V4L2 device number, a video file or
+stream URL (OpenCV), or a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.ports import FrameSource
+
+
+def open_source(source: int | str, camera: str = "camera") -> FrameSource:
+    if isinstance(source, str) and Path(source).is_dir():
+        from edge.sources.files import FolderSource
+
+        return FolderSource(Path(source), camera)
+    from edge.sources.opencv import OpenCVSource
+
+    return OpenCVSource(source, camera)
