@@ -68,7 +68,7 @@ class GalleryConfig:
 class RecognitionConfig:
     tau: Annotated[float, Field(gt=0, le=4)] | None = None
     strangers_accepted: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
-    margin: Annotated[float, Field(ge=0, le=2)] = 0.0
+    margin: Annotated[float, Field(ge=0, le=2)] | None = None
 
 
 @dataclass(frozen=True, config=_STRICT)

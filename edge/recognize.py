@@ -38,9 +38,8 @@ class FaceResult:
 
 def rule_for(bundle: Bundle, matrix: GalleryMatrix, config: RecognitionConfig) -> Rule:
     """The identification rule for this bundle and gallery size (see edge.matcher)."""
-    table = (bundle.raw.get("identify") or {}).get("table")
     return identify_rule(
-        table,
+        bundle.raw.get("identify"),
         comparisons=len(matrix.vectors),
         strangers_accepted=config.strangers_accepted,
         fallback_tau=bundle.manifest.tau.identify,

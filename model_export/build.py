@@ -28,16 +28,16 @@ from edge.chip import template_points
 from edge.detect.yunet import YuNetDetector
 from edge.embedder import TFLiteEmbedder
 from edge.landmarks import ShapePredictor
-from edge.matcher import DEFAULT_STRANGERS, identify_rule
+from edge.matcher import DEFAULT_STRANGERS, open_set_tau
 from model_export.assets import YUNET, cache_dir, face_recognition_models_file, wheel_asset
 from model_export.bundle import cache_key, finish_bundle, publish
-from model_export.calibration import calibration_sets, select
+from model_export.calibration import calibration_sets
 from model_export.data import pair_people, read_pairs
 from model_export.encoders import DLIB_LANDMARKS, EncoderSource, resolve_encoder
 from model_export.evaluate import embed_chips, evaluate_bundle, postprocess
 from model_export.faces import crops_for
 from model_export.golden import agreement
-from model_export.impostors import impostor_table
+from model_export.impostors import open_set_table
 from model_export.landmark_import import save_npz
 
 logger = logging.getLogger(__name__)
@@ -244,17 +244,18 @@ def _build_into(
         _evaluate_into(staging, manifest, pairs, float_path)
     mirror = manifest["encoder"]["mirror_average"]
     logger.info("[%d/%d] impostor distances and golden embeddings", steps, steps)
-    strangers = select(root_of(cal), pair_people(pairs), 5000)  # one photo of every such person
-    s_crops = crops_for(strangers, detector, aligner, "impostor faces")
-    s_vectors = postprocess(embed_chips(int8, s_crops.chips, "impostor faces"), spec, mirror)
-    manifest["identify"] = impostor_table(s_vectors, src.metric)
-    manifest["identify"]["people"] = "one photo of each LFW person not in the evaluation pairs"
-    manifest["tau"]["identify"] = identify_rule(
-        manifest["identify"]["table"], 100, DEFAULT_STRANGERS, manifest["tau"]["identify"]
-    ).tau
+    first, second = open_set_faces(root_of(cal), pair_people(pairs), detector, aligner)
+    vectors = postprocess(
+        embed_chips(int8, np.concatenate([first, second]), "open-set faces"), spec, mirror
+    )
+    manifest["identify"] = open_set_table(vectors[: len(first)], vectors[len(first) :], src.metric)
+    manifest["identify"]["people_from"] = (
+        "LFW people not in the evaluation pairs (first and second photo)"
+    )
+    manifest["tau"]["identify"] = open_set_tau(manifest["identify"], 100, DEFAULT_STRANGERS)
     manifest["tau"]["identify_how"] = (
-        f"for a gallery of 100 embeddings at {DEFAULT_STRANGERS:.0%} strangers accepted; the device "
-        "recomputes it for its own gallery size from identify.table (edge.matcher)"
+        f"for a gallery of 100 embeddings at {DEFAULT_STRANGERS:.0%} strangers accepted, with margin "
+        f"{manifest['identify']['margin']}; the device recomputes it for its own gallery size (edge.matcher)"
     )
     golden_float = postprocess(embed_chips(flt, golden_crops.chips, "golden"), spec, mirror)
     root = opts.calibration_root or opts.data_root / "lfw"
@@ -293,6 +294,23 @@ def _evaluate_into(
         "no_face_handling": report["no_face"]["handling"],
         "variants": variants,
     }
+
+
+def open_set_faces(
+    root: Path, exclude: set[str], detector: YuNetDetector, aligner: DlibChipAligner
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chips of one photo of every person (those with a second photo first) and of the
+    second photos, for the open-set simulation."""
+    folders = sorted(
+        (d for d in root.iterdir() if d.is_dir() and d.name not in exclude), key=lambda d: d.name
+    )
+    photos = [sorted(d.glob("*.jpg"))[:2] for d in folders]
+    photos = sorted((p for p in photos if p), key=lambda p: -len(p))
+    first = crops_for([p[0] for p in photos], detector, aligner, "open-set faces").chips
+    second = crops_for(
+        [p[1] for p in photos if len(p) == 2], detector, aligner, "second photos"
+    ).chips
+    return first, second
 
 
 def root_of(paths: list[Path]) -> Path:

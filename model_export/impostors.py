@@ -1,5 +1,14 @@
-"""The impostor distance distribution: distances between faces of different people,
-measured at build time so the device can pick a tau for any gallery size (edge.matcher)."""
+"""How strangers and enrolled people score against galleries of every size, measured at
+build time so the device can choose its identification rule (edge.matcher).
+
+From LFW people who are not in the evaluation pairs (one or two photos each), many
+galleries of N people are simulated: the first photo of N random people is enrolled; the
+second photos of those people are known probes; the first photos of everyone else are
+strangers. For each margin (the nearest person must beat the second by it) and each
+target share of strangers accepted, the tau that gives it is read off the strangers'
+distances, and the share of known probes then named correctly is measured. The margin
+that names the most people correctly at 1% strangers accepted becomes the bundle's.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +18,79 @@ from numpy.typing import NDArray
 from edge.engine import distance
 from model_export.metrics import threshold_at_far
 
-#: false-accept rates the table covers (per comparison)
-FARS = [10.0 ** (-k / 4) for k in range(4, 25)]  # 1e-1 ... 1e-6
+SIZES = [1, 3, 10, 30, 100, 300, 1000]
+RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+MARGINS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12]
 
 
-def impostor_table(
-    vectors: NDArray[np.float32], metric: str, min_pairs_below: int = 10
+def _two_nearest(
+    d: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]]:
+    """Per row: nearest distance, second-nearest (inf if none), index of the nearest."""
+    idx = np.argsort(d, axis=1)[:, :2]
+    d1 = np.take_along_axis(d, idx[:, :1], 1)[:, 0]
+    d2 = np.take_along_axis(d, idx[:, 1:2], 1)[:, 0] if d.shape[1] > 1 else np.full(len(d), np.inf)
+    return d1, d2, idx[:, 0]
+
+
+def open_set_table(
+    first: NDArray[np.float32],
+    second: NDArray[np.float32],
+    metric: str,
+    reps: int = 8,
+    seed: int = 0,
 ) -> dict[str, object]:
-    """(far, tau) rows from every pair of ``vectors`` (one face per person, all different
-    people). Rows whose FAR would rest on fewer than ``min_pairs_below`` pairs are left
-    out: below that the table has no evidence, and the matcher clamps to its last row."""
-    d = distance(vectors, vectors, metric)
-    impostors = d[np.triu_indices(len(vectors), k=1)].astype(np.float64)
-    floor = min_pairs_below / len(impostors)
-    rows = [[far, threshold_at_far(impostors, far)] for far in FARS if far >= floor]
-    return {"table": rows, "faces": len(vectors), "pairs": len(impostors), "min_far": floor}
+    """``first``: one embedding per person (P people); ``second``: another photo of the
+    first Q of them. Returns the chosen margin and its tau for every (gallery size, rate)."""
+    rng = np.random.default_rng(seed)
+    p, q = len(first), len(second)
+    d_first = distance(first, first, metric).astype(np.float64)
+    d_second = distance(second, first, metric).astype(np.float64)
+    sizes = [n for n in SIZES if n <= p - 100]
+    pooled: dict[int, dict[str, list[NDArray]]] = {}
+    for n in sizes:
+        acc: dict[str, list[NDArray]] = {"s1": [], "s2": [], "k1": [], "k2": [], "ok": []}
+        for _ in range(reps):
+            gallery = rng.choice(p, n, replace=False)
+            outside = np.setdiff1d(np.arange(p), gallery)
+            s1, s2, _ = _two_nearest(d_first[np.ix_(outside, gallery)])
+            known = gallery[gallery < q]
+            k1, k2, top = _two_nearest(d_second[np.ix_(known, gallery)])
+            for key, value in (
+                ("s1", s1),
+                ("s2", s2),
+                ("k1", k1),
+                ("k2", k2),
+                ("ok", gallery[top] == known),
+            ):
+                acc[key].append(value)
+        pooled[n] = acc
+    results = {}
+    for m in MARGINS:
+        taus, correct = [], []
+        for n in sizes:
+            a = {k: np.concatenate(v) for k, v in pooled[n].items()}
+            effective = np.where(a["s2"] - a["s1"] >= m, a["s1"], np.inf)
+            cap = float(np.median(a["s1"]))  # never accept a face farther than a typical stranger
+            row = [min(threshold_at_far(effective, rate), cap) for rate in RATES]
+            taus.append(row)
+            tau1 = row[RATES.index(0.01)]
+            named = a["ok"] & (a["k1"] <= tau1) & (a["k2"] - a["k1"] >= m)
+            correct.append(float(named.mean()) if len(named) else 0.0)
+        results[m] = (taus, correct)
+    best = max(
+        MARGINS,
+        key=lambda m: float(
+            np.mean([c for n, c in zip(sizes, results[m][1], strict=True) if n >= 10])
+        ),
+    )
+    return {
+        "margin": best,
+        "sizes": sizes,
+        "rates": RATES,
+        "tau": [[round(t, 5) for t in row] for row in results[best][0]],
+        "correct_at_1pct": {str(m): [round(c, 4) for c in results[m][1]] for m in MARGINS},
+        "people": p,
+        "with_second_photo": q,
+        "reps": reps,
+    }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.gallery import EncoderMismatchError, Gallery, GalleryError, Sample
-from edge.matcher import Candidate, Rule, identify_rule, per_comparison_far, rank, tau_for_far
+from edge.matcher import Candidate, Rule, identify_rule, open_set_tau, rank
 
 
 def sample(values: list[float], enc: str = "enc-1", source: str = "a.jpg") -> Sample:
@@ -79,18 +79,15 @@ def test_rule_tau_and_margin() -> None:
 
 
 def test_identify_tau_tightens_as_the_gallery_grows() -> None:
-    # 1% of strangers over N comparisons -> per comparison about 0.01 / N
-    assert per_comparison_far(0.01, 1) == pytest.approx(0.01)
-    assert per_comparison_far(0.01, 100) == pytest.approx(1.005e-4, rel=1e-3)
-    table = [[1e-1, 0.7], [1e-2, 0.6], [1e-3, 0.5], [1e-4, 0.4]]
-    assert tau_for_far(table, 1e-3) == pytest.approx(0.5)
-    assert tau_for_far(table, 10**-2.5) == pytest.approx(0.55)
-    assert tau_for_far(table, 1e-9) == pytest.approx(0.4)  # clamped to the table
-    small = identify_rule(table, 1, 0.01, fallback_tau=0.9).tau
-    large = identify_rule(table, 100, 0.01, fallback_tau=0.9).tau
-    assert small == pytest.approx(0.6) and large < small
-    assert identify_rule(table, 100, 0.01, 0.9, fixed_tau=0.33).tau == 0.33
-    assert identify_rule(None, 100, 0.01, 0.9).tau == 0.9
+    table = {"margin": 0.05, "sizes": [1, 10, 100], "rates": [0.001, 0.01, 0.1],
+             "tau": [[0.5, 0.6, 0.7], [0.45, 0.55, 0.65], [0.4, 0.5, 0.6]]}  # fmt: skip
+    assert open_set_tau(table, 10, 0.01) == pytest.approx(0.55)
+    assert open_set_tau(table, 31, 0.01) == pytest.approx(0.525, abs=1e-3)  # log-interpolated
+    assert open_set_tau(table, 10**4, 10**-4) == pytest.approx(0.4)  # clamped to the table
+    small, large = identify_rule(table, 1, 0.01, 0.9), identify_rule(table, 100, 0.01, 0.9)
+    assert small == Rule(pytest.approx(0.6), 0.05) and large.tau < small.tau
+    assert identify_rule(table, 100, 0.01, 0.9, margin=0.0, fixed_tau=0.33) == Rule(0.33, 0.0)
+    assert identify_rule(None, 100, 0.01, 0.9) == Rule(0.9, 0.0)
 
 
 def test_file_gallery_is_private_and_survives_reopening(tmp_path: Path) -> None:
