@@ -2,9 +2,9 @@
 build time so the device can choose its identification rule (edge.matcher).
 
 From LFW people who are not in the evaluation pairs (one or two photos each), many
-galleries of N people are simulated: the first photo of N random people is enrolled; the
-second photos of those people are known probes; the first photos of everyone else are
-strangers. For each margin (the nearest person must beat the second by it) and each
+galleries of N people are simulated: the first photo of N people is enrolled (those with
+a second photo always among them, being few), the second photos of those people are
+known probes, the first photos of everyone else are strangers. For each margin (the nearest person must beat the second by it) and each
 target share of strangers accepted, the tau that gives it is read off the strangers'
 distances, and the share of known probes then named correctly is measured. The margin
 that names the most people correctly at 1% strangers accepted becomes the bundle's.
@@ -51,7 +51,10 @@ def open_set_table(
     for n in sizes:
         acc: dict[str, list[NDArray]] = {"s1": [], "s2": [], "k1": [], "k2": [], "ok": []}
         for _ in range(reps):
-            gallery = rng.choice(p, n, replace=False)
+            # the people with a second photo go in first (they are few), the rest at random
+            with_second = rng.permutation(q)[: min(n, q)]
+            others = rng.choice(np.arange(q, p), n - len(with_second), replace=False)
+            gallery = np.concatenate([with_second, others])
             outside = np.setdiff1d(np.arange(p), gallery)
             s1, s2, _ = _two_nearest(d_first[np.ix_(outside, gallery)])
             known = gallery[gallery < q]
