@@ -190,3 +190,33 @@ def test_remove_leaves_no_trace_in_the_file(env: dict[str, str], knn: Path) -> N
     for v in rose:
         assert v.astype("<f4").tobytes()[:32] not in data
     assert "rose_leslie" not in cli(env, "people").output
+
+
+def test_enroll_from_the_camera(env: dict[str, str], face_data: Path) -> None:
+    """The configured camera here is a recording (OpenCV reads it like a stream)."""
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    out = cli(
+        {**env, "EDGE_FACE_CAMERA_SOURCE": str(clip)},
+        "enroll",
+        "Lin",
+        "--camera",
+        "--frames",
+        "3",
+        "--json",
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report["stored"] == 3
+    assert [p["source"].startswith("camera frame") for p in report["photos"] if p["ok"]] == [
+        True
+    ] * 3
+
+
+def test_camera_that_cannot_be_opened(env: dict[str, str], tmp_path: Path) -> None:
+    out = cli(
+        {**env, "EDGE_FACE_CAMERA_SOURCE": str(tmp_path / "no-such-camera.mp4")},
+        "enroll",
+        "X",
+        "--camera",
+    )
+    assert out.exit_code == 1 and "cannot open camera source" in out.output
