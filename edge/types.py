@@ -7,6 +7,7 @@ pixels of the image they came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,3 +94,21 @@ class Match:
     distance: float
     tau: float
     known: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionEvent:
+    """One encounter's verdict, as published: ``recognized`` (a person won k of the last
+    n frames of a track) or ``unknown`` (a track seen long enough without a match)."""
+
+    event_id: str  # uuid4 hex: consumers drop duplicates by it
+    type: Literal["recognized", "unknown"]
+    person: str | None
+    distance: float  # the best distance of the deciding frames
+    tau: float
+    camera: str
+    track_id: int
+    box: BBox
+    frames: int  # frames the track had been seen when the event fired
+    time: float  # unix time of the deciding frame
+    crop_jpeg: bytes | None = None
