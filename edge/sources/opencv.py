@@ -1,9 +1,15 @@
-"""Frames from OpenCV's VideoCapture: a V4L2 device, a video file, an rtsp/http stream."""
+"""Frames from OpenCV's VideoCapture: a V4L2 device, a video file, an rtsp/http stream.
+
+A live source (a device number or a URL) that fails is reopened with backoff, logged once
+when lost and once when back, never per frame. A file ends the run when it ends.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from pathlib import Path
 
 import cv2
 
@@ -17,25 +23,64 @@ class SourceError(EdgeError):
     """The camera or stream cannot be opened."""
 
 
+def is_live(source: int | str) -> bool:
+    return isinstance(source, int) or not Path(source).is_file()
+
+
 class OpenCVSource:
-    def __init__(self, source: int | str, camera: str = "camera") -> None:
+    def __init__(
+        self, source: int | str, camera: str = "camera", max_backoff_s: float = 30.0
+    ) -> None:
         self.source, self.camera = source, camera
-        self._cap = cv2.VideoCapture(source)
-        if not self._cap.isOpened():
+        self.live = is_live(source)
+        self.max_backoff_s = max_backoff_s
+        self._cap = self._open()
+        if self._cap is None:
             raise SourceError(
                 f"cannot open camera source {source!r} (check [camera] source and the device)"
             )
         self._index = 0
+        self._closed = threading.Event()
+        self.ok = True
+
+    def _open(self) -> cv2.VideoCapture | None:
+        cap = cv2.VideoCapture(self.source)
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
 
     def read(self) -> Frame | None:
-        """The next frame (RGB), or None when the source gave none (end or failure)."""
-        ok, bgr = self._cap.read()
-        if not ok or bgr is None:
-            return None
-        self._index += 1
-        return Frame(
-            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._index - 1, time.time(), self.camera
-        )
+        """The next frame (RGB). For a file: None at its end. For a live source: waits,
+        reopening with backoff, until a frame comes or the source is closed."""
+        backoff = 1.0
+        while not self._closed.is_set():
+            ok, bgr = self._cap.read() if self._cap is not None else (False, None)
+            if ok and bgr is not None:
+                if not self.ok:
+                    logger.warning("camera %r is back", self.source)
+                    self.ok = True
+                self._index += 1
+                return Frame(
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._index - 1, time.time(), self.camera
+                )
+            if not self.live:
+                return None
+            if self.ok:
+                logger.error(
+                    "camera %r gives no frames: reconnecting (backoff up to %.0f s)",
+                    self.source,
+                    self.max_backoff_s,
+                )
+                self.ok = False
+            if self._cap is not None:
+                self._cap.release()
+            self._closed.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+            self._cap = self._open()
+        return None
 
     def close(self) -> None:
-        self._cap.release()
+        self._closed.set()
+        if self._cap is not None:
+            self._cap.release()

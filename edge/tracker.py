@@ -1,0 +1,209 @@
+"""Faces followed across frames, so that one encounter gives one event.
+
+Each frame's faces are assigned to live tracks by box overlap (greedy, highest IoU first).
+A track keeps the decisions (a person's name, or None) and distances of its last ``n``
+frames. The rules, per track:
+
+- ``recognized``: a person is the decision in at least ``k`` of the track's last ``n``
+  frames (the frames the face was seen; missed frames add nothing). One event per person
+  per track; a win within ``cooldown_s`` of the last ``recognized`` event for that person
+  on this camera (any track) publishes nothing but still counts as the track's event, so
+  a long encounter never fires later in the same track.
+- ``unknown``: the track has been seen for at least ``unknown_after`` frames, no person
+  has ever won k of n in it, and none of its last ``n`` decisions named anyone. At most
+  one per track; one within ``unknown_cooldown_s`` of the camera's last ``unknown`` event
+  publishes nothing and still counts. A track that was won by a person never fires
+  ``unknown``; a track that fired ``unknown`` may later be ``recognized`` (the face turned
+  towards the camera).
+- A track unmatched for ``max_missed`` consecutive frames is dropped.
+
+Cooldowns run from the last *published* event. The clock is the ``now`` argument, so the
+pipeline must call ``update`` once per frame, with an empty list when no face was found.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edge.types import BBox, Match, RecognitionEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    iou: float = 0.3  # box overlap needed to continue a track
+    k: int = 3  # a person is recognized once named in k ...
+    n: int = 5  # ... of the track's last n frames
+    unknown_after: int | None = 8  # frames without any name before `unknown`; None: never
+    cooldown_s: float = 60.0  # per person and camera, across tracks
+    unknown_cooldown_s: float = 10.0  # per camera
+    max_missed: int = 10  # consecutive unmatched frames before a track is dropped
+
+    def __post_init__(self) -> None:
+        if not 0 < self.iou <= 1:
+            raise ValueError(f"iou must be in (0, 1], got {self.iou}")
+        if not 1 <= self.k <= self.n:
+            raise ValueError(f"expected 1 <= k <= n, got k={self.k}, n={self.n}")
+        if self.unknown_after is not None and self.unknown_after < 1:
+            raise ValueError(f"unknown_after must be >= 1 or None, got {self.unknown_after}")
+        if self.cooldown_s < 0 or self.unknown_cooldown_s < 0:
+            raise ValueError("cooldowns must be >= 0")
+        if self.max_missed < 1:
+            raise ValueError(f"max_missed must be >= 1, got {self.max_missed}")
+
+
+@dataclass(slots=True)
+class _Track:
+    id: int
+    box: BBox
+    decisions: deque[str | None]
+    distances: deque[float]
+    tau: float = 0.0
+    seen: int = 0
+    missed: int = 0
+    won: set[str] = field(default_factory=set)  # persons who won k of n (event or cooldown)
+    unknown_done: bool = False
+
+    def add(self, box: BBox, match: Match) -> None:
+        self.box = box
+        self.decisions.append(match.person if match.known else None)
+        self.distances.append(match.distance)
+        self.tau = match.tau
+        self.seen += 1
+        self.missed = 0
+
+
+class Tracker:
+    """Tracks for one camera; ``update`` once per frame gives that frame's events."""
+
+    def __init__(self, settings: TrackerSettings, camera: str) -> None:
+        self.settings = settings
+        self.camera = camera
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._last_recognized: dict[str, float] = {}  # person -> time of the last event
+        self._last_unknown: float | None = None
+
+    def tracks(self) -> int:
+        """The number of live tracks."""
+        return len(self._tracks)
+
+    def update(self, faces: list[tuple[BBox, Match]], now: float) -> list[RecognitionEvent]:
+        """Assign this frame's faces to tracks and return the events they complete."""
+        assigned = self._assign([box for box, _ in faces])
+        seen_ids: set[int] = set()
+        for face_index, (box, match) in enumerate(faces):
+            track = assigned.get(face_index)
+            if track is None:
+                track = self._new_track(box)
+            track.add(box, match)
+            seen_ids.add(track.id)
+        for track in self._tracks:
+            if track.id not in seen_ids:
+                track.missed += 1
+        dropped = [t for t in self._tracks if t.missed >= self.settings.max_missed]
+        for track in dropped:
+            logger.debug(
+                "track %d on %s dropped after %d frames", track.id, self.camera, track.seen
+            )
+        self._tracks = [t for t in self._tracks if t.missed < self.settings.max_missed]
+
+        events: list[RecognitionEvent] = []
+        for track in self._tracks:
+            if track.id in seen_ids:
+                events.extend(self._judge(track, now))
+        return events
+
+    def _assign(self, boxes: list[BBox]) -> dict[int, _Track]:
+        pairs = [
+            (box.iou(track.box), track.id, face_index, track)
+            for face_index, box in enumerate(boxes)
+            for track in self._tracks
+        ]
+        pairs = [p for p in pairs if p[0] >= self.settings.iou]
+        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        assigned: dict[int, _Track] = {}
+        used: set[int] = set()
+        for _, track_id, face_index, track in pairs:
+            if face_index in assigned or track_id in used:
+                continue
+            assigned[face_index] = track
+            used.add(track_id)
+        return assigned
+
+    def _new_track(self, box: BBox) -> _Track:
+        n = self.settings.n
+        track = _Track(self._next_id, box, deque(maxlen=n), deque(maxlen=n))
+        self._next_id += 1
+        self._tracks.append(track)
+        logger.debug("track %d on %s started", track.id, self.camera)
+        return track
+
+    def _judge(self, track: _Track, now: float) -> list[RecognitionEvent]:
+        s = self.settings
+        events: list[RecognitionEvent] = []
+        votes = Counter(p for p in track.decisions if p is not None)
+        for person, count in votes.most_common():
+            if count < s.k or person in track.won:
+                continue
+            track.won.add(person)
+            last = self._last_recognized.get(person)
+            if last is not None and now - last < s.cooldown_s:
+                logger.info("%s on %s (track %d): within cooldown", person, self.camera, track.id)
+                continue
+            self._last_recognized[person] = now
+            best = min(
+                d for p, d in zip(track.decisions, track.distances, strict=True) if p == person
+            )
+            events.append(self._event(track, "recognized", person, best, now))
+
+        if (
+            s.unknown_after is not None
+            and not track.unknown_done
+            and not track.won
+            and track.seen >= s.unknown_after
+            and not votes
+        ):
+            track.unknown_done = True
+            last_unknown = self._last_unknown
+            if last_unknown is not None and now - last_unknown < s.unknown_cooldown_s:
+                logger.info("unknown on %s (track %d): within cooldown", self.camera, track.id)
+            else:
+                self._last_unknown = now
+                events.append(self._event(track, "unknown", None, min(track.distances), now))
+        return events
+
+    def _event(
+        self,
+        track: _Track,
+        kind: Literal["recognized", "unknown"],
+        person: str | None,
+        distance: float,
+        now: float,
+    ) -> RecognitionEvent:
+        logger.info(
+            "%s %s on %s (track %d, %d frames, distance %.3f)",
+            kind,
+            person or "-",
+            self.camera,
+            track.id,
+            track.seen,
+            distance,
+        )
+        return RecognitionEvent(
+            event_id=uuid.uuid4().hex,
+            type=kind,
+            person=person,
+            distance=distance,
+            tau=track.tau,
+            camera=self.camera,
+            track_id=track.id,
+            box=track.box,
+            frames=track.seen,
+            time=now,
+        )
