@@ -53,6 +53,10 @@ class CameraConfig:
             raise ValueError("expected a device number, a path or a URL, got an empty string")
         return v
 
+    name: Annotated[str, Field(min_length=1, max_length=64)] = "camera"
+    max_fps: Annotated[float, Field(ge=0, le=120)] = 0.0
+    min_face: Annotated[int, Field(ge=8, le=1000)] = 40
+
 
 @dataclass(frozen=True, config=_STRICT)
 class ModelConfig:
@@ -72,6 +76,17 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class TrackingConfig:
+    iou: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    k: Annotated[int, Field(ge=1, le=100)] = 3
+    n: Annotated[int, Field(ge=1, le=100)] = 5
+    unknown_after: Annotated[int, Field(ge=0, le=1000)] = 8
+    cooldown_s: Annotated[float, Field(ge=0, le=86400)] = 60.0
+    unknown_cooldown_s: Annotated[float, Field(ge=0, le=86400)] = 10.0
+    max_missed: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
+@dataclass(frozen=True, config=_STRICT)
 class MqttConfig:
     host: Annotated[str, Field(min_length=1)] = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
@@ -84,6 +99,11 @@ class MqttConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
+    include_crop: bool = False
+    status_interval_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    discovery: bool = True
+    outbox: Path = Path("/var/lib/edge-face/outbox.db")
+    outbox_max: Annotated[int, Field(ge=10, le=10_000_000)] = 10000
 
     @field_validator("topic_prefix")
     @classmethod
@@ -116,6 +136,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file it was read from; None for built-in defaults
