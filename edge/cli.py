@@ -167,7 +167,7 @@ def check_config_cmd(state: State, as_json: bool) -> None:
 
 
 # The verbs live in their own modules; importing them registers them on ``main``.
-from edge import cli_gallery  # noqa: E402, F401
+from edge import cli_gallery, cli_run  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,6 +8,12 @@ from pathlib import Path
 from edge.ports import FrameSource
 
 
+def is_live(source: int | str) -> bool:
+    """A camera or a stream (reconnect, drop stale frames), not a recording (a file or a
+    folder on disk: every frame in order, the run ends with it)."""
+    return isinstance(source, int) or not Path(source).exists()
+
+
 def open_source(source: int | str, camera: str = "camera") -> FrameSource:
     if isinstance(source, str) and Path(source).is_dir():
         from edge.sources.files import FolderSource

@@ -23,16 +23,12 @@ class SourceError(EdgeError):
     """The camera or stream cannot be opened."""
 
 
-def is_live(source: int | str) -> bool:
-    return isinstance(source, int) or not Path(source).is_file()
-
-
 class OpenCVSource:
     def __init__(
         self, source: int | str, camera: str = "camera", max_backoff_s: float = 30.0
     ) -> None:
         self.source, self.camera = source, camera
-        self.live = is_live(source)
+        self.live = isinstance(source, int) or not Path(source).exists()
         self.max_backoff_s = max_backoff_s
         self._cap = self._open()
         if self._cap is None:
@@ -41,6 +37,7 @@ class OpenCVSource:
             )
         self._index = 0
         self._closed = threading.Event()
+        self._lock = threading.Lock()  # close() from another thread waits for a read in progress
         self.ok = True
 
     def _open(self) -> cv2.VideoCapture | None:
@@ -55,7 +52,10 @@ class OpenCVSource:
         reopening with backoff, until a frame comes or the source is closed."""
         backoff = 1.0
         while not self._closed.is_set():
-            ok, bgr = self._cap.read() if self._cap is not None else (False, None)
+            with self._lock:
+                if self._closed.is_set():
+                    return None
+                ok, bgr = self._cap.read() if self._cap is not None else (False, None)
             if ok and bgr is not None:
                 if not self.ok:
                     logger.warning("camera %r is back", self.source)
@@ -73,14 +73,21 @@ class OpenCVSource:
                     self.max_backoff_s,
                 )
                 self.ok = False
-            if self._cap is not None:
-                self._cap.release()
-            self._closed.wait(backoff)
+            with self._lock:
+                if self._cap is not None:
+                    self._cap.release()
+                    self._cap = None
+            if self._closed.wait(backoff):
+                return None
             backoff = min(backoff * 2, self.max_backoff_s)
-            self._cap = self._open()
+            with self._lock:
+                self._cap = None if self._closed.is_set() else self._open()
         return None
 
     def close(self) -> None:
+        """Stop reading (safe from another thread: waits for a read in progress)."""
         self._closed.set()
-        if self._cap is not None:
-            self._cap.release()
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None

@@ -1,0 +1,135 @@
+"""The daemon (``edge-face run``): everything assembled from the config, with systemd's
+notify protocol and clean signal handling.
+
+READY=1 once the model, the gallery, the camera and (up to ``BROKER_WAIT_S``) the broker
+are up: a broker that is down does not keep the service from starting, events wait in
+the outbox. WATCHDOG=1 from the processing loop, so a hung pipeline gets restarted.
+SIGTERM/SIGINT: finish the frame, flush the outbox, publish ``offline``, exit 0 (within
+5 s). SIGHUP: re-read the gallery (it is also re-read whenever the enrollment CLI changes
+it). A recording ends the run once its last event is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from edge import __version__
+from edge.bundle import load_bundle
+from edge.config import Config
+from edge.engine import load_engine
+from edge.gallery import Gallery
+from edge.notify import Notifier
+from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
+from edge.pipeline import Pipeline
+from edge.runner import Runner
+from edge.sinks.mqtt import MqttSink
+from edge.sinks.outbox import Outbox
+from edge.sources import is_live, open_source
+from edge.tracker import Tracker, TrackerSettings
+from edge.types import RecognitionEvent
+
+logger = logging.getLogger(__name__)
+BROKER_WAIT_S = 10.0
+DRAIN_S = 30.0  # a recording's end: wait this long at most for the last events' PUBACKs
+
+
+class LogSink:
+    """Events to the log only (``--dry-run``)."""
+
+    def publish(self, event: RecognitionEvent) -> None:
+        logger.info("dry run: %s %s", event.type, event.person or "")
+
+
+class MqttEventSink:
+    def __init__(self, mqtt: MqttSink, topic: str, include_crop: bool) -> None:
+        self.mqtt, self.topic, self.include_crop = mqtt, topic, include_crop
+
+    def publish(self, event: RecognitionEvent) -> None:
+        self.mqtt.publish_event(self.topic, event_payload(event, self.include_crop))
+
+
+def tracker_settings(config: Config) -> TrackerSettings:
+    t = config.tracking
+    return TrackerSettings(iou=t.iou, k=t.k, n=t.n, unknown_after=t.unknown_after or None, cooldown_s=t.cooldown_s,
+                           unknown_cooldown_s=t.unknown_cooldown_s, max_missed=t.max_missed)  # fmt: skip
+
+
+def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,
+               stop: threading.Event | None = None) -> int:  # fmt: skip
+    env = os.environ if env is None else env
+    stop = stop or threading.Event()
+    notifier = Notifier(env.get("NOTIFY_SOCKET"))
+    bundle = load_bundle(config.model.bundle)
+    engine = load_engine(bundle)
+    gallery = Gallery(config.gallery.path)
+    t = topics(config.mqtt.topic_prefix, config.mqtt.device_id)
+    mqtt: MqttSink | None = None
+    if dry_run:
+        sink: Any = LogSink()
+    else:
+        outbox = Outbox(config.mqtt.outbox, max_items=config.mqtt.outbox_max)
+
+        def announce() -> None:
+            if config.mqtt.discovery and mqtt is not None:
+                for topic, payload in discovery_messages(t, config.mqtt.device_id, __version__):
+                    mqtt.publish_state(topic, payload, retain=True)
+
+        mqtt = MqttSink.from_config(config.mqtt, availability_topic=t.availability, outbox=outbox,
+                                    on_connected=announce, on_ha_birth=announce, env=env)  # fmt: skip
+        mqtt.start()
+        sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
+    tracker = Tracker(tracker_settings(config), camera=config.camera.name)
+    source = open_source(config.camera.source, config.camera.name)
+    pipeline = Pipeline(engine, bundle, gallery, config.recognition, tracker, sink, config.camera.min_face,
+                        config.mqtt.include_crop)  # fmt: skip
+    live = is_live(config.camera.source)
+    _install_signals(stop, pipeline)
+    if mqtt is not None:
+        deadline = time.monotonic() + BROKER_WAIT_S
+        while not mqtt.connected and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.1)
+        if not mqtt.connected:
+            logger.warning("broker %s:%d not reachable yet: starting anyway, events wait in the outbox",
+                           config.mqtt.host, config.mqtt.port)  # fmt: skip
+
+    def tick() -> None:
+        st = pipeline.stats
+        status = Status(fps=st.fps(), latency_ms=st.percentiles(), faces_seen=st.faces_seen,
+                        gallery_size=len(pipeline.matrix.names), uptime_s=time.monotonic() - st.started,
+                        version=__version__, outbox_pending=mqtt.pending() if mqtt else 0,
+                        outbox_dropped=mqtt.outbox.dropped() if mqtt else 0, camera_ok=getattr(source, "ok", True))  # fmt: skip
+        if mqtt is not None:
+            mqtt.publish_state(t.status, status_payload(status), retain=True)
+        notifier.status(f"{status.fps:.1f} fps, {status.faces_seen} faces seen, {status.gallery_size} people, "
+                        f"{status.outbox_pending} events pending")  # fmt: skip
+
+    notifier.ready()
+    logger.info(
+        "running: camera %r, %d people enrolled", config.camera.source, len(pipeline.matrix.names)
+    )
+    runner = Runner(source, pipeline, live=live, stop=stop, max_fps=config.camera.max_fps, on_tick=tick,
+                    tick_s=config.mqtt.status_interval_s, watchdog=notifier.watchdog)  # fmt: skip
+    tick()
+    runner.run()
+    notifier.stopping()
+    tick()
+    if mqtt is not None:
+        mqtt.close(timeout=DRAIN_S if not stop.is_set() else 3.0)
+        mqtt.outbox.close()
+    gallery.close()
+    logger.info("stopped after %d frames", pipeline.stats.frames)
+    return 0
+
+
+def _install_signals(stop: threading.Event, pipeline: Pipeline) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload())
