@@ -161,8 +161,11 @@ def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
 
     bundle, engine, gallery = state.bundle(), state.engine(), state.gallery()
     matrix = guarded(lambda: gallery.matrix(bundle.manifest.encoder_id))
-    rule = rule_for(bundle, matrix, state.config().recognition)
-    recognizer = Recognizer(engine, matrix, rule, bundle.manifest.encoder.metric)
+    recognition = state.config().recognition
+    rule = rule_for(bundle, matrix, recognition)
+    recognizer = Recognizer(
+        engine, matrix, rule, bundle.manifest.encoder.metric, recognition.min_sharpness
+    )
     files = expand(paths)
     results = []
     with _bar(not as_json and len(files) > 3, len(files), "identifying") as bar:

@@ -73,6 +73,7 @@ class RecognitionConfig:
     tau: Annotated[float, Field(gt=0, le=4)] | None = None
     strangers_accepted: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
     margin: Annotated[float, Field(ge=0, le=2)] | None = None
+    min_sharpness: Annotated[float, Field(ge=0, le=10000)] = 10.0
 
 
 @dataclass(frozen=True, config=_STRICT)

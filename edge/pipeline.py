@@ -19,10 +19,9 @@ from edge.bundle import Bundle
 from edge.config import RecognitionConfig
 from edge.engine import FaceEngine
 from edge.gallery import Gallery, GalleryMatrix
-from edge.matcher import rank
-from edge.recognize import rule_for
+from edge.recognize import decide, rule_for
 from edge.tracker import Tracker
-from edge.types import Frame, Match, RecognitionEvent
+from edge.types import Frame, RecognitionEvent
 
 logger = logging.getLogger(__name__)
 STAGES = ("detect", "align", "embed", "match", "total")
@@ -116,7 +115,14 @@ class Pipeline:
         t3 = time.perf_counter()
         observed = []
         for face, emb in zip(faces, embeddings, strict=True):
-            match: Match = self.rule.decide(rank(self.matrix, emb.vector, self.metric))
+            match = decide(
+                self.rule,
+                self.matrix,
+                self.metric,
+                face,
+                emb.vector,
+                self.recognition.min_sharpness,
+            )
             observed.append((face.detection.box, match))
         t4 = time.perf_counter()
         events = self.tracker.update(observed, frame.timestamp)

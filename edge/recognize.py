@@ -14,7 +14,8 @@ from edge.engine import FaceEngine, distance
 from edge.errors import EdgeError
 from edge.gallery import GalleryMatrix
 from edge.matcher import Rule, identify_rule, rank
-from edge.types import Detection, RGBImage
+from edge.quality import sharpness
+from edge.types import AlignedFace, Detection, Match, RGBImage
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,31 @@ def rule_for(bundle: Bundle, matrix: GalleryMatrix, config: RecognitionConfig) -
     )
 
 
+def decide(rule: Rule, matrix: GalleryMatrix, metric: str, face: AlignedFace, vector: np.ndarray,
+           min_sharpness: float) -> Match:  # fmt: skip
+    """The verdict for one face; a face too blurry to trust is never named."""
+    match = rule.decide(rank(matrix, vector, metric))
+    if match.known and sharpness(face) < min_sharpness:
+        return Match(None, match.distance, match.tau, False)
+    return match
+
+
 class Recognizer:
     """Detect, align, embed and decide for every face of an image."""
 
-    def __init__(self, engine: FaceEngine, matrix: GalleryMatrix, rule: Rule, metric: str) -> None:
+    def __init__(self, engine: FaceEngine, matrix: GalleryMatrix, rule: Rule, metric: str,
+                 min_sharpness: float = 0.0) -> None:  # fmt: skip
         self.engine, self.matrix, self.rule, self.metric = engine, matrix, rule, metric
+        self.min_sharpness = min_sharpness
 
     def faces(self, image: RGBImage, detections: list[Detection] | None = None) -> list[FaceResult]:
         dets = self.engine.detect(image) if detections is None else detections
         aligned = [self.engine.align(image, d) for d in dets]
         results = []
         for face, emb in zip(aligned, self.engine.embed(aligned), strict=True):
-            match = self.rule.decide(rank(self.matrix, emb.vector, self.metric))
+            match = decide(
+                self.rule, self.matrix, self.metric, face, emb.vector, self.min_sharpness
+            )
             results.append(
                 FaceResult(
                     face.detection.box.as_list(),

@@ -1,0 +1,1 @@
+"""Event sinks: where recognition events go (MQTT through a persistent outbox)."""

@@ -1,0 +1,271 @@
+"""MQTT delivery that loses nothing: events go through the persistent outbox.
+
+``publish_event`` only writes the event to the :class:`~edge.sinks.outbox.Outbox`; an
+:class:`~edge.sinks.sender.OutboxSender` thread sends the waiting rows in id order (QoS 1,
+never retained) while the broker is connected and deletes each row on its PUBACK.
+Retained state and discovery go directly (``publish_state``), latest wins.
+
+QoS 1 is "at least once": a message whose PUBACK was lost (connection cut, process
+killed) is sent again, so consumers drop duplicates by the payload's event id.
+
+Availability: Last Will ``offline`` (retained, QoS 1) on ``availability_topic``;
+``online`` (retained) after every connect, ``offline`` on :meth:`MqttSink.close`.
+Every public method logs and swallows errors: a sink never raises into the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge.config import MqttConfig
+from edge.errors import ConfigError
+from edge.secrets import mqtt_password
+from edge.sinks.outbox import Outbox, OutboxItem
+from edge.sinks.sender import WINDOW, OutboxSender
+
+logger = logging.getLogger(__name__)
+_paho_logger = logging.getLogger(f"{__name__}.paho")
+
+HA_STATUS_TOPIC = "homeassistant/status"
+ONLINE, OFFLINE = b"online", b"offline"
+
+Callback = Callable[[], None]
+
+
+class MqttSink:
+    """Events through the outbox, retained state directly; see the module docstring.
+
+    Construction may raise :class:`ConfigError` (unreadable TLS files); nothing else does.
+    Call :meth:`start` (or use ``with``) to connect; the outbox is the caller's to close.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        availability_topic: str,
+        outbox: Outbox,
+        password: str | None = None,
+        on_connected: Callback | None = None,
+        on_ha_birth: Callback | None = None,
+        client_id: str | None = None,
+        window: int = WINDOW,
+        reconnect_max_delay: int = 30,
+    ) -> None:
+        self.config = config
+        self.availability_topic = availability_topic
+        self.outbox = outbox
+        self.on_connected = on_connected
+        self.on_ha_birth = on_ha_birth
+        self._where = f"{config.host}:{config.port}"
+        self._connected = False
+        self._ever_connected = False
+        self._quiet_failures = False  # a connection failure was logged: log no more
+        self._started = self._closing = False
+        self._disconnected = threading.Event()
+        self._sender = OutboxSender(outbox, self._publish_item, window=window)
+        self.client = self._make_client(client_id or f"edge-face-{config.device_id}", password)
+        self.client.max_inflight_messages_set(max(20, 2 * window))
+        self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, reconnect_max_delay))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: MqttConfig,
+        *,
+        availability_topic: str,
+        outbox: Outbox,
+        on_connected: Callback | None = None,
+        on_ha_birth: Callback | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> MqttSink:
+        """The sink with the password from ``password_file`` or the systemd credential."""
+        return cls(
+            config,
+            availability_topic=availability_topic,
+            outbox=outbox,
+            password=mqtt_password(config, env),
+            on_connected=on_connected,
+            on_ha_birth=on_ha_birth,
+        )
+
+    def _make_client(self, client_id: str, password: str | None) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        client.on_log = self._on_log
+        client.suppress_exceptions = True
+        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, password)
+        elif password:
+            logger.warning("[mqtt] has a password but no username: the password is not sent")
+        if cfg.tls:
+            files = (cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file)
+            ca, cert, key = (str(f) if f else None for f in files)
+            try:
+                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                raise ConfigError([f"[mqtt] tls: cannot load the TLS files: {exc}"]) from exc
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.message_callback_add(HA_STATUS_TOPIC, self._on_ha_status)
+        return client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def pending(self) -> int:
+        """Events not yet acknowledged by the broker (-1 when the outbox cannot be read)."""
+        try:
+            return self.outbox.count()
+        except Exception:
+            logger.exception("cannot read the outbox")
+            return -1
+
+    def start(self) -> None:
+        """Connect in the background (retrying for ever) and start sending the outbox."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self.client.connect_async(self.config.host, self.config.port, self.config.keepalive)
+            self.client.loop_start()
+            self._sender.start()
+        except Exception:
+            logger.exception("cannot start the MQTT client for %s", self._where)
+
+    def publish_event(self, topic: str, payload: bytes) -> bool:
+        """Store an event in the outbox; it is sent in order when the broker is there.
+        False (logged) only when it could not even be stored."""
+        if not topic or "+" in topic or "#" in topic:
+            logger.error("cannot publish to %r (not a topic name): event dropped", topic)
+            return False
+        try:
+            self.outbox.put(topic, bytes(payload), qos=1)
+        except Exception:
+            logger.exception("cannot store an event for %s: it is lost", topic)
+            return False
+        self._sender.wake()
+        return True
+
+    def publish_state(self, topic: str, payload: bytes | str, retain: bool = True) -> bool:
+        """Publish retained state or discovery now (QoS 1); skipped while disconnected,
+        as the next connect publishes the latest state again."""
+        if not self._connected:
+            logger.debug("not connected: %s not published", topic)
+            return False
+        try:
+            info = self.client.publish(topic, payload, qos=1, retain=retain)
+        except Exception:
+            logger.exception("cannot publish to %s", topic)
+            return False
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Flush the outbox (up to ``timeout``), publish ``offline``, disconnect cleanly."""
+        if self._closing:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            while self._started and self._connected and time.monotonic() < deadline:
+                if self.pending() <= 0:
+                    break
+                time.sleep(0.05)
+            if (left := self.pending()) > 0:
+                logger.warning("%d events wait in the outbox for the next start", left)
+            self._sender.stop(max(0.1, deadline - time.monotonic()))
+            self._closing = True
+            was_connected = self._connected
+            if was_connected:
+                info = self.client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            self.client.disconnect()
+            if was_connected:
+                self._disconnected.wait(max(0.1, deadline - time.monotonic()))
+            self.client.loop_stop()
+        except Exception:
+            logger.exception("error while closing the MQTT connection to %s", self._where)
+        self._closing = True
+
+    def __enter__(self) -> MqttSink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # paho's network thread
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            if not self._quiet_failures:
+                logger.error("the MQTT broker %s refused the connection: %s", self._where, rc)
+            self._quiet_failures = True
+            return
+        again = "re" if self._ever_connected else ""
+        logger.info("%sconnected to the MQTT broker %s", again, self._where)
+        self._ever_connected, self._quiet_failures = True, False
+        self._connected = True
+        self._disconnected.clear()
+        try:
+            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+            self._call(self.on_connected, "on_connected")
+            client.subscribe(HA_STATUS_TOPIC, qos=1)
+        except Exception:
+            logger.exception("error after connecting to %s", self._where)
+        self._sender.connected()
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._quiet_failures and not self._closing:
+            logger.warning("cannot reach the MQTT broker %s; retrying", self._where)
+        self._quiet_failures = True
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        was, self._connected = self._connected, False
+        self._disconnected.set()
+        if was and not self._closing:
+            logger.warning("lost the MQTT broker %s (%s); events wait", self._where, rc)
+            self._quiet_failures = True
+        self._sender.disconnected()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        self._sender.acked(mid)
+
+    @staticmethod
+    def _on_log(_c: mqtt.Client, _u: Any, level: int, text: str) -> None:
+        # paho 2.2 logs "Client is not connected" as an error on every failed retry
+        loud = level == mqtt.MQTT_LOG_ERR and not text.startswith("Client is not connected")
+        _paho_logger.log(logging.WARNING if loud else logging.DEBUG, "%s", text)
+
+    def _on_ha_status(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.payload.strip().lower() == ONLINE:
+            logger.info("Home Assistant is online")
+            self._call(self.on_ha_birth, "on_ha_birth")
+
+    @staticmethod
+    def _call(callback: Callback | None, name: str) -> None:
+        try:
+            if callback is not None:
+                callback()
+        except Exception:
+            logger.exception("the %s callback failed", name)
+
+    # the sender's thread
+    def _publish_item(self, item: OutboxItem) -> int | None:
+        """Hand one event to paho: its mid once paho holds it (paho sends it again after
+        a reconnect), None when paho did not take it."""
+        info = self.client.publish(item.topic, item.payload, qos=item.qos, retain=False)
+        taken = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            item.qos > 0 and info.rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+        )  # QoS 0 is kept by paho only when sent; QoS 1 also when not connected
+        return info.mid if taken else None

@@ -1,0 +1,177 @@
+"""The daemon end to end: real bundle, real gallery, real mosquitto, real videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker import Broker, Listener, wait_until
+
+from edge.bundle import load_bundle
+from edge.engine import load_engine
+from edge.enroll import enroll_photos
+from edge.gallery import Gallery
+from model_export.calibration import select
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REFERENCES = {"Lin-Manuel Miranda": "lin-manuel-miranda.png", "Alex Lacamoire": "alex-lacamoire.png",
+              "Barack Obama": "obama.jpg"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gallery_file(
+    bundle_dir: Path, face_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The three Hamilton people and 50 LFW distractors."""
+    path = tmp_path_factory.mktemp("gallery") / "gallery.db"
+    engine = load_engine(load_bundle(bundle_dir))
+    refs = face_data / "videos" / "hamilton" / "reference"
+    with Gallery(path) as g:
+        for name, photo in REFERENCES.items():
+            assert enroll_photos(g, engine, name, [refs / photo]).stored == 1
+        enrolled = 0
+        for photo in select(face_data / "lfw", {"Barack_Obama"}, 120):
+            if (
+                enrolled < 50
+                and enroll_photos(g, engine, f"lfw:{photo.parent.name}", [photo]).stored
+            ):
+                enrolled += 1
+        assert enrolled == 50
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def daemon_env(
+    bundle_dir: Path, gallery: Path, broker: Broker, source: Path, tmp_path: Path, **extra: str
+) -> dict[str, str]:
+    return {**os.environ, "EDGE_FACE_CONFIG": "", "EDGE_FACE_MODEL_BUNDLE": str(bundle_dir),
+            "EDGE_FACE_GALLERY_PATH": str(gallery), "EDGE_FACE_MQTT_OUTBOX": str(tmp_path / "outbox.db"),
+            "EDGE_FACE_MQTT_PORT": str(broker.port), "EDGE_FACE_MQTT_HOST": broker.host,
+            "EDGE_FACE_MQTT_DEVICE_ID": "test", "EDGE_FACE_CAMERA_SOURCE": str(source),
+            "EDGE_FACE_CAMERA_NAME": "clip", "EDGE_FACE_MQTT_KEEPALIVE": "5", **extra}  # fmt: skip
+
+
+def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "edge", "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=log.open("wb"))  # fmt: skip
+
+
+def events(listener: Listener) -> list[dict[str, object]]:
+    found = [m for m in listener.messages if m.topic == "edge-face/test/events"]
+    assert all(m.qos == 1 and not m.retain for m in found)
+    return [json.loads(m.payload) for m in found]
+
+
+def test_hamilton_clip_names_lin_manuel_and_no_distractor(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                          face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    listener = Listener(broker, ["edge-face/test/#"])
+    proc = start(
+        daemon_env(bundle_dir, gallery_file, broker, clip, tmp_path), tmp_path / "daemon.log"
+    )
+    assert proc.wait(180) == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert wait_until(
+        lambda: listener.payloads("edge-face/test/availability")[-1:] == [b"offline"], 5
+    )
+    got = events(listener)
+    recognized = [e for e in got if e["type"] == "recognized"]
+    assert "Lin-Manuel Miranda" in {e["person"] for e in recognized}
+    assert not [e for e in recognized if str(e["person"]).startswith("lfw:")]
+    per_track = Counter((e["person"], e["track_id"]) for e in recognized)
+    assert max(per_track.values()) == 1
+    assert len({e["event_id"] for e in got}) == len(got)
+    status = json.loads(listener.payloads("edge-face/test/status")[-1])
+    assert status["gallery_size"] == 53 and status["faces_seen"] > 0
+    listener.close()
+
+
+def test_street_strangers_are_not_named(bundle_dir: Path, gallery_file: Path, broker: Broker, face_data: Path,
+                                        tmp_path: Path) -> None:  # fmt: skip
+    video = face_data / "videos" / "street" / "video.mp4"
+    listener = Listener(broker, ["edge-face/test/#"])
+    proc = start(
+        daemon_env(bundle_dir, gallery_file, broker, video, tmp_path), tmp_path / "daemon.log"
+    )
+    assert proc.wait(180) == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+    time.sleep(0.5)
+    assert [e for e in events(listener) if e["type"] == "recognized"] == []
+    listener.close()
+
+
+def test_sigterm_stops_cleanly_and_kill_9_leaves_the_last_will(bundle_dir: Path, gallery_file: Path,
+                                                                broker: Broker, face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    env = daemon_env(bundle_dir, gallery_file, broker, clip, tmp_path, EDGE_FACE_CAMERA_MAX_FPS="3")
+    availability = "edge-face/test/availability"
+    listener = Listener(broker, [availability])
+    proc = start(env, tmp_path / "a.log")
+    assert wait_until(lambda: b"online" in listener.payloads(availability), 60)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - began < 5
+    assert listener.payloads(availability)[-1] == b"offline"
+
+    proc = start(env, tmp_path / "b.log")
+    assert wait_until(lambda: listener.payloads(availability)[-1:] == [b"online"], 60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert wait_until(
+        lambda: listener.payloads(availability)[-1:] == [b"offline"], 15
+    )  # keepalive 5 s x 1.5
+    listener.close()
+
+
+def test_broker_down_for_ten_seconds_loses_nothing(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                   face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    env = daemon_env(bundle_dir, gallery_file, broker, clip, tmp_path, EDGE_FACE_CAMERA_MAX_FPS="15",
+                     EDGE_FACE_TRACKING_COOLDOWN_S="0", EDGE_FACE_TRACKING_UNKNOWN_COOLDOWN_S="0")  # fmt: skip
+    listener = Listener(
+        broker, ["edge-face/test/events"], client_id="outage-listener", clean_session=False
+    )
+    log = tmp_path / "daemon.log"
+    proc = start(env, log)
+    assert wait_until(lambda: len(listener.messages) >= 1, 60)
+    broker.stop()
+    time.sleep(10)
+    broker.start()
+    assert proc.wait(180) == 0, log.read_text()[-3000:]
+    produced = [ln for ln in log.read_text().splitlines() if "edge.tracker:" in ln and " on clip (track" in ln
+                and "within cooldown" not in ln]  # fmt: skip
+    assert wait_until(lambda: len(listener.messages) >= len(produced), 20)
+    ids = [json.loads(m.payload)["event_id"] for m in listener.messages]
+    assert len(ids) == len(set(ids)) == len(produced) >= 3
+    times = [json.loads(m.payload)["time"] for m in listener.messages]
+    assert times == sorted(times)  # in order
+    listener.close()
+
+
+def test_a_damaged_gallery_row_is_logged_and_the_run_goes_on(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                             face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    damaged = tmp_path / "gallery.db"
+    with Gallery(gallery_file) as g:
+        g.conn.execute(f"VACUUM INTO '{damaged}'")
+    with Gallery(damaged) as g:
+        g.conn.execute("UPDATE embeddings SET vector = X'0102' WHERE id = 2")
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    log = tmp_path / "daemon.log"
+    proc = start(daemon_env(bundle_dir, damaged, broker, clip, tmp_path), log)
+    assert proc.wait(180) == 0
+    text = log.read_text()
+    assert "is damaged and was skipped" in text and "stopped after 275 frames" in text
