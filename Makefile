@@ -58,9 +58,11 @@ test: venv
 bundle: venv
 	$(VENV)/bin/model-export build --out build/bundle
 
+# The demo: enroll the Hamilton clip's three people, start a private mosquitto, run the
+# daemon on the clip and print the MQTT events as a subscriber receives them.
 demo: bundle
 	$(VENV)/bin/model-export verify --bundle build/bundle
-	EDGE_FACE_MODEL_BUNDLE=build/bundle $(VENV)/bin/edge-face --config config.toml check-config
+	$(PY) scripts/demo.py
 
 bench: bundle
 	$(PY) bench/encoder_vs_dlib.py

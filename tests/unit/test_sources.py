@@ -1,0 +1,73 @@
+"""Frame sources: a camera that vanishes and comes back, an unreadable frame in a folder."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.sources import is_live, open_source
+from edge.sources import opencv as opencv_source
+from edge.sources.files import FolderSource
+
+
+class FlakyCapture:
+    """A camera that gives 2 frames, then nothing for 3 reads (unplugged), then frames."""
+
+    script: ClassVar[list[bool]] = []
+
+    def __init__(self, source: object) -> None:
+        self.opened = True
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        ok = FlakyCapture.script.pop(0) if FlakyCapture.script else True
+        return (ok, np.zeros((4, 4, 3), np.uint8) if ok else None)
+
+    def release(self) -> None:
+        self.opened = False
+
+
+def test_a_camera_that_vanishes_is_reopened_and_logged_once(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    FlakyCapture.script = [True, True, False, False, False, True]
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", FlakyCapture)
+    source = opencv_source.OpenCVSource(0, max_backoff_s=0.01)
+    monkeypatch.setattr(source._closed, "wait", lambda timeout: False)  # no real backoff sleep
+    with caplog.at_level(logging.WARNING):
+        frames = [source.read() for _ in range(4)]
+    assert all(f is not None for f in frames) and [f.index for f in frames if f] == [0, 1, 2, 3]
+    assert caplog.text.count("gives no frames") == 1 and caplog.text.count("is back") == 1
+    source.close()
+
+
+def test_closing_a_waiting_live_source_returns_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    FlakyCapture.script = [False] * 1000
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", FlakyCapture)
+    source = opencv_source.OpenCVSource("rtsp://camera.invalid/stream", max_backoff_s=30)
+    threading.Timer(0.2, source.close).start()
+    assert source.read() is None  # woken by close(), not after a 30 s backoff
+
+
+def test_folder_source_skips_an_unreadable_frame(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cv2.imwrite(str(tmp_path / "001.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "002.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    cv2.imwrite(str(tmp_path / "003.png"), np.full((8, 8, 3), 255, np.uint8))
+    source = open_source(str(tmp_path))
+    assert isinstance(source, FolderSource) and not is_live(str(tmp_path))
+    frames = [source.read(), source.read(), source.read()]
+    assert [f.index for f in frames if f] == [0, 2] and frames[2] is None
+    assert "skipping unreadable frame" in caplog.text
+
+
+def test_live_or_recording() -> None:
+    assert is_live(0) and is_live("rtsp://cam/1") and not is_live(__file__)
