@@ -175,3 +175,26 @@ def test_a_damaged_gallery_row_is_logged_and_the_run_goes_on(bundle_dir: Path, g
     assert proc.wait(180) == 0
     text = log.read_text()
     assert "is damaged and was skipped" in text and "stopped after 275 frames" in text
+
+
+def test_enrolling_while_running_reloads_the_gallery(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                     face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    gallery = tmp_path / "gallery.db"
+    with Gallery(gallery_file) as g:
+        g.conn.execute(f"VACUUM INTO '{gallery}'")
+    clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
+    log = tmp_path / "daemon.log"
+    proc = start(
+        daemon_env(bundle_dir, gallery, broker, clip, tmp_path, EDGE_FACE_CAMERA_MAX_FPS="5"), log
+    )
+    assert wait_until(lambda: "gallery: 53 people" in log.read_text(), 60)
+    engine = load_engine(load_bundle(bundle_dir))
+    with Gallery(gallery) as g:  # what `edge-face enroll` does, from another process
+        assert enroll_photos(
+            g, engine, "Colin Powell", [face_data / "lfw/Colin_Powell/Colin_Powell_0001.jpg"]
+        ).stored
+    assert wait_until(lambda: "gallery: 54 people" in log.read_text(), 10)
+    proc.send_signal(signal.SIGHUP)  # also re-reads on SIGHUP
+    assert wait_until(lambda: log.read_text().count("gallery: 54 people") >= 2, 10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
