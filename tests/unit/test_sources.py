@@ -71,3 +71,44 @@ def test_folder_source_skips_an_unreadable_frame(
 
 def test_live_or_recording() -> None:
     assert is_live(0) and is_live("rtsp://cam/1") and not is_live(__file__)
+
+
+def test_picamera_through_a_fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    class FakePicamera2:
+        def create_video_configuration(self, main: dict[str, object]) -> dict[str, object]:
+            return {"main": main}
+
+        def configure(self, config: dict[str, object]) -> None:
+            self.config = config
+
+        def start(self) -> None:
+            self.started = True
+
+        def capture_array(self, stream: str) -> np.ndarray:
+            bgr = np.zeros((2, 2, 3), np.uint8)
+            bgr[..., 0] = 255  # blue in memory order B, G, R
+            return bgr
+
+        def stop(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    source = open_source("picamera", "door")
+    frame = source.read()
+    assert (
+        frame is not None and frame.camera == "door" and frame.image[0, 0].tolist() == [0, 0, 255]
+    )
+    assert is_live("picamera")
+    source.close()
+
+
+def test_picamera_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(opencv_source.SourceError, match="apt install python3-picamera2"):
+        open_source("picamera")
