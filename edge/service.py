@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge import __version__
@@ -65,6 +65,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     env = os.environ if env is None else env
     stop = stop or threading.Event()
     notifier = Notifier(env.get("NOTIFY_SOCKET"))
+    reload: list[Pipeline] = []  # SIGHUP re-reads the gallery once the pipeline exists
+    _install_signals(stop, lambda: reload[0].request_reload() if reload else None)
     bundle = load_bundle(config.model.bundle)
     engine = load_engine(bundle)
     gallery = Gallery(config.gallery.path)
@@ -89,7 +91,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     pipeline = Pipeline(engine, bundle, gallery, config.recognition, tracker, sink, config.camera.min_face,
                         config.mqtt.include_crop)  # fmt: skip
     live = is_live(config.camera.source)
-    _install_signals(stop, pipeline)
+    reload.append(pipeline)
     if mqtt is not None:
         deadline = time.monotonic() + BROKER_WAIT_S
         while not mqtt.connected and time.monotonic() < deadline and not stop.is_set():
@@ -127,9 +129,10 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     return 0
 
 
-def _install_signals(stop: threading.Event, pipeline: Pipeline) -> None:
+def _install_signals(stop: threading.Event, reload: Callable[[], None]) -> None:
+    """First thing at start-up: a SIGTERM during loading must stop cleanly too."""
     if threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload())
+    signal.signal(signal.SIGHUP, lambda *_: reload())
