@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from broker import Broker
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +14,12 @@ def bundle_dir(repo_root: Path, face_data: Path) -> Path:
     from model_export.build import BuildOptions, build
 
     return build(BuildOptions(out=repo_root / "build" / "bundle", data_root=face_data))
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private mosquitto on a free port, for one test."""
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

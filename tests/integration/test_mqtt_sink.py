@@ -32,14 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def make_sink(tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
     made: list[tuple[MqttSink, Outbox]] = []
 
