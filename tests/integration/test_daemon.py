@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import pytest
 from broker import Broker, Listener, wait_until
 
@@ -189,3 +190,34 @@ def test_enrolling_while_running_reloads_the_gallery(bundle_dir: Path, gallery_f
     assert wait_until(lambda: log.read_text().count("gallery: 54 people") >= 2, 10)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_a_stream_camera_that_vanishes_and_returns(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                   face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    from broker import free_port
+    from mjpeg import MjpegCamera
+
+    from edge.images import read_image
+
+    photo = cv2.cvtColor(
+        read_image(face_data / "videos/hamilton/reference/obama.jpg"), cv2.COLOR_RGB2BGR
+    )
+    camera = MjpegCamera(photo, free_port())
+    camera.start()
+    log = tmp_path / "daemon.log"
+    proc = start(daemon_env(bundle_dir, gallery_file, broker, Path(camera.url), tmp_path), log)
+    try:
+        assert wait_until(lambda: "running: camera" in log.read_text(), 60)
+        time.sleep(2)
+        camera.stop()
+        assert wait_until(lambda: "gives no frames: reconnecting" in log.read_text(), 30)
+        time.sleep(3)
+        camera.start()
+        assert wait_until(lambda: "is back" in log.read_text(), 30), log.read_text()[-2000:]
+        time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        camera.stop()
+    text = log.read_text()
+    assert text.count("gives no frames") == 1 and "recognized Barack Obama" in text
