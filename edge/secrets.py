@@ -31,6 +31,8 @@ def mqtt_password(mqtt: MqttConfig, env: Mapping[str, str] | None = None) -> str
     path = mqtt.password_file or _credential_path(env)
     if path is None:
         return None
+    if mqtt.password_file is None and path.stat().st_size == 0:
+        return None  # the unit's credential file exists but is empty: no password
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -180,3 +180,9 @@ def test_check_config_reports_missing_files(tmp_path: Path) -> None:
     text = "\n".join(report.problems)
     assert "[mqtt] tls_ca_file: no such file" in text
     assert "set both or neither" in text
+
+
+def test_empty_systemd_credential_means_no_password(tmp_path: Path) -> None:
+    (tmp_path / "mqtt_password").write_text("")
+    cfg = parse_config("", env={})
+    assert mqtt_password(cfg.mqtt, env={"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
