@@ -102,6 +102,7 @@ def build(opts: BuildOptions) -> Path:
     cached.parent.mkdir(parents=True, exist_ok=True)
     # A folder of this process's own: concurrent builds of one key must not share one.
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".tmp", dir=cached.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700: the service user must be able to read a copy
     try:
         manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
         manifest["provenance"]["cache_key"] = key

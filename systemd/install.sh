@@ -47,14 +47,16 @@ if [ "$DRY" = 0 ] && [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+running_systemd() { [ -z "$ROOT" ] && [ -d /run/systemd/system ]; }  # else: a chroot, an image
+
 systemctl_() {
   if [ -n "$ROOT" ]; then run systemctl --root="$ROOT" "$@"; else run systemctl "$@"; fi
 }
 
 if [ "$UNINSTALL" = 1 ]; then
-  if [ -z "$ROOT" ]; then systemctl_ disable --now edge-face.service || true; else systemctl_ disable edge-face.service || true; fi
+  if running_systemd; then systemctl_ disable --now edge-face.service || true; else systemctl_ disable edge-face.service || true; fi
   run rm -f "$UNIT"
-  [ -z "$ROOT" ] && run systemctl daemon-reload
+  if running_systemd; then run systemctl daemon-reload; fi
   run rm -rf "$ROOT/opt/edge-face"
   if [ "$PURGE" = 1 ]; then run rm -rf "$ETC" "$STATE"; fi
   echo "edge-face removed$([ "$PURGE" = 1 ] && echo ', with its config and data' || echo '; config and data kept')"
@@ -97,7 +99,7 @@ fi
 
 # 4. The unit.
 run install -D -m 0644 "$HERE/edge-face.service" "$UNIT"
-[ -z "$ROOT" ] && run systemctl daemon-reload
+if running_systemd; then run systemctl daemon-reload; fi
 systemctl_ enable edge-face.service
 if [ -z "$ROOT" ]; then
   echo "installed. Put your model bundle in $STATE/bundle (or set [model] bundle), enroll people with"
