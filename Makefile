@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 APT_PACKAGES := mosquitto
 
-.PHONY: demo test lint bundle bench system-deps venv clean help
+.PHONY: demo test lint bundle bench check-arm64 system-deps venv clean help
 
 help:
 	@echo "make demo    set up and run the demo"
@@ -63,6 +63,11 @@ bundle: venv
 demo: bundle
 	$(VENV)/bin/model-export verify --bundle build/bundle
 	$(PY) scripts/demo.py
+
+# The project in an emulated Raspberry Pi OS arm64 tree (qemu), with ai-edge-litert and with
+# tflite-runtime 2.14; embeddings compared with x86 (scripts/check_arm64.sh). Needs root.
+check-arm64: bundle
+	bash scripts/check_arm64.sh
 
 bench: bundle
 	$(PY) bench/encoder_vs_dlib.py
