@@ -28,7 +28,8 @@ def ensure_tools() -> None:
         for p, exe in (("systemd-container", "systemd-nspawn"), ("debootstrap", "debootstrap"))
         if not shutil.which(exe)
     ]
-    if missing:
+    if missing:  # a fresh machine: apt's lists may not be there yet
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
         subprocess.run(
             ["apt-get", "install", "-y", "-qq", *missing], check=True, capture_output=True
         )
