@@ -40,10 +40,10 @@ class LayerSpec:
     in_channels: int = 0  # for con: expected filter depth
 
 
-def _con(n: int, k: int, stride: int, cin: int) -> LayerSpec:
+def _window(k: int, stride: int) -> dict[str, int]:
+    """Size, stride and padding of a square window (dlib pads only stride-1 windows)."""
     pad = 0 if stride != 1 else k // 2
-    attrs = {
-        "num_filters": n,
+    return {
         "nr": k,
         "nc": k,
         "stride_y": stride,
@@ -51,20 +51,14 @@ def _con(n: int, k: int, stride: int, cin: int) -> LayerSpec:
         "padding_y": pad,
         "padding_x": pad,
     }
-    return LayerSpec("con", attrs, cin)
+
+
+def _con(n: int, k: int, stride: int, cin: int) -> LayerSpec:
+    return LayerSpec("con", {"num_filters": n, **_window(k, stride)}, cin)
 
 
 def _pool(kind: str, k: int, stride: int) -> LayerSpec:
-    pad = 0 if stride != 1 else k // 2
-    attrs = {
-        "nr": k,
-        "nc": k,
-        "stride_y": stride,
-        "stride_x": stride,
-        "padding_y": pad,
-        "padding_x": pad,
-    }
-    return LayerSpec(kind, attrs)
+    return LayerSpec(kind, _window(k, stride))
 
 
 def expected_layers() -> list[LayerSpec]:
