@@ -5,6 +5,11 @@ convention of dlib's 5-point landmark model, the landmarks (eye corners, base of
 nose) are found with the numpy re-implementation of that model, and the chip is cut with
 dlib's own geometry (similarity transform to dlib's template, padding, float bilinear
 sampling, truncation), pixel-identical to ``dlib.get_face_chip``.
+
+``similarity`` (ArcFace-style encoders such as SFace): the detector's own five landmarks
+are mapped onto the bundle's template (for SFace the standard 112x112 ArcFace points) by
+the least-squares similarity transform (Umeyama), and the face is warped with bilinear
+interpolation, as ``cv2.FaceRecognizerSF.alignCrop`` does. No landmark model is needed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,16 @@ from edge.detect.yunet import as_rgb
 from edge.landmarks import ShapePredictor
 from edge.ports import Aligner
 from edge.types import AlignedFace, Detection, RGBImage
+
+# The five points of the standard 112x112 ArcFace crop (insightface; OpenCV's alignCrop),
+# in YuNet's order: right eye, left eye, nose tip, right and left mouth corners.
+ARCFACE_112 = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +76,50 @@ class DlibChipAligner:
         return AlignedFace(extract_chip(rgb, transform, self.size), detection)
 
 
+def similarity_transform(
+    src: NDArray[np.floating], dst: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """The 2x3 similarity (rotation, uniform scale, translation) that maps ``src`` points
+    onto ``dst`` points in the least-squares sense (Umeyama 1991, without reflection)."""
+    src64 = np.asarray(src, np.float64).reshape(-1, 2)
+    dst64 = np.asarray(dst, np.float64).reshape(-1, 2)
+    ms, md = src64.mean(axis=0), dst64.mean(axis=0)
+    s, d = src64 - ms, dst64 - md
+    cov = d.T @ s / len(s)
+    u, sv, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        sign[1] = -1
+    rot = u @ np.diag(sign) @ vt
+    var = (s**2).sum() / len(s)
+    scale = float((sv * sign).sum() / var) if var > 0 else 1.0
+    out = np.empty((2, 3))
+    out[:, :2] = scale * rot
+    out[:, 2] = md - scale * rot @ ms
+    return out
+
+
+class SimilarityAligner:
+    """The detector's five landmarks -> a similarity warp onto the template."""
+
+    def __init__(self, size: int = 112, template: list[list[float]] | None = None) -> None:
+        self.size = size
+        points = template if template is not None else ARCFACE_112
+        self.template = np.asarray(points, np.float64).reshape(5, 2)
+
+    def transform(self, detection: Detection) -> NDArray[np.float64]:
+        return similarity_transform(detection.landmarks, self.template)
+
+    def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
+        import cv2
+
+        rgb = as_rgb(image)
+        chip = cv2.warpAffine(
+            rgb, self.transform(detection), (self.size, self.size), flags=cv2.INTER_LINEAR
+        )
+        return AlignedFace(np.ascontiguousarray(chip, dtype=np.uint8), detection)
+
+
 def make_aligner(spec: AlignmentSpec, root: Path) -> Aligner:
     """The aligner a bundle's manifest describes."""
     if spec.type == "dlib-chip":
@@ -68,4 +127,6 @@ def make_aligner(spec: AlignmentSpec, root: Path) -> Aligner:
             raise ValueError("a dlib-chip alignment needs alignment.landmarks_file")
         predictor = ShapePredictor.load(root / spec.landmarks_file)
         return DlibChipAligner(predictor, spec.size, spec.padding, spec.box_map)
+    if spec.type == "similarity":
+        return SimilarityAligner(spec.size, spec.template)
     raise ValueError(f"alignment type {spec.type!r} is not supported by this edge-face")

@@ -35,8 +35,9 @@ class EncoderSpec:
     metric: Literal["euclidean", "cosine"] = "euclidean"
     l2_normalize: bool = False  # normalise after dequantizing (never inside the int8 graph)
     mirror_average: bool = False  # average the embedding with the mirrored face's
-    quantization: str = "int8"
+    quantization: str = "int8"  # int8 | dynamic | float16 | float32
     macs: int | None = None
+    runtimes: tuple[str, ...] = ()  # the TFLite runtimes that load it (empty: any)
 
 
 @dataclass(frozen=True, config=_LENIENT)

@@ -54,7 +54,9 @@ class TFLiteEmbedder:
     ) -> None:
         self.spec = spec
         self.encoder_id = encoder_id
-        self._interpreter = load_interpreter(model, num_threads=num_threads, prefer=runtime)
+        self._interpreter = load_interpreter(
+            model, num_threads=num_threads, prefer=runtime, runtimes=spec.runtimes
+        )
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         size = spec.input_size

@@ -6,6 +6,7 @@ Imported lazily: only the daemon and the verbs that embed faces need a runtime.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,30 @@ class ModelLoadError(EdgeError):
     """The runtime could not load the model file."""
 
 
-def interpreter_class(prefer: str | None = None) -> tuple[type[Any], str]:
+RUNTIMES = ("ai-edge-litert", "tflite-runtime")
+
+
+def interpreter_class(
+    prefer: str | None = None, runtimes: Sequence[str] = ()
+) -> tuple[type[Any], str]:
     """The Interpreter class and the runtime's name, trying LiteRT then tflite-runtime.
 
-    ``prefer`` ("ai-edge-litert" or "tflite-runtime") forces one of them.
+    ``prefer`` ("ai-edge-litert" or "tflite-runtime") forces one of them; ``runtimes``
+    (a bundle manifest's ``encoder.runtimes``, e.g. "tflite-runtime 2.14") limits the
+    choice to the runtimes the model is known to load in.
     """
     errors: list[str] = []
-    order = ["ai-edge-litert", "tflite-runtime"]
-    if prefer:
-        order = [prefer]
+    order = [prefer] if prefer else list(RUNTIMES)
+    if runtimes:
+        allowed = {r.split()[0] for r in runtimes}
+        if not allowed & set(order):
+            raise RuntimeMissingError(
+                f"this bundle's encoder loads only in {', '.join(runtimes)}, not in "
+                f"{', '.join(order)}: install ai-edge-litert (`pip install ai-edge-litert`) "
+                "or build the bundle with `model-export build --quantization int8` (or "
+                "float16), which tflite-runtime 2.14 loads"
+            )
+        order = [name for name in order if name in allowed]
     for name in order:
         try:
             if name == "ai-edge-litert":
@@ -45,14 +61,17 @@ def interpreter_class(prefer: str | None = None) -> tuple[type[Any], str]:
             return Interpreter, name
         except ImportError as exc:  # also numpy ABI errors surface as ImportError
             errors.append(f"{name}: {exc}")
-    raise RuntimeMissingError(
-        f"no TFLite runtime could be imported ({'; '.join(errors)}): {INSTALL_HINT}"
-    )
+    hint = INSTALL_HINT
+    if runtimes:
+        hint = f"this bundle's encoder loads in {', '.join(runtimes)}: {INSTALL_HINT}"
+    raise RuntimeMissingError(f"no TFLite runtime could be imported ({'; '.join(errors)}): {hint}")
 
 
-def load_interpreter(path: Path, num_threads: int = 1, prefer: str | None = None) -> Any:
+def load_interpreter(
+    path: Path, num_threads: int = 1, prefer: str | None = None, runtimes: Sequence[str] = ()
+) -> Any:
     """An allocated interpreter for the model at ``path``."""
-    cls, name = interpreter_class(prefer)
+    cls, name = interpreter_class(prefer, runtimes)
     try:
         interpreter = cls(model_path=str(path), num_threads=num_threads)
         interpreter.allocate_tensors()

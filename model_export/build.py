@@ -13,24 +13,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from edge import __version__
-from edge.align import DlibChipAligner
-from edge.bundle import EncoderSpec, load_bundle
+from edge.align import make_aligner
+from edge.bundle import AlignmentSpec, EncoderSpec, load_bundle
 from edge.chip import template_points
 from edge.detect.yunet import YuNetDetector
 from edge.embedder import TFLiteEmbedder
-from edge.landmarks import ShapePredictor
 from edge.matcher import DEFAULT_STRANGERS, open_set_tau
+from edge.ports import Aligner
 from model_export.assets import YUNET, cache_dir, face_recognition_models_file, wheel_asset
-from model_export.bundle import cache_key, finish_bundle, publish
+from model_export.bundle import cache_key, code_hash, finish_bundle, publish
 from model_export.calibration import calibration_sets
 from model_export.data import pair_people, read_pairs
 from model_export.encoders import DLIB_LANDMARKS, EncoderSource, resolve_encoder
@@ -39,6 +41,15 @@ from model_export.faces import crops_for
 from model_export.golden import agreement
 from model_export.impostors import open_set_table
 from model_export.landmark_import import save_npz
+from model_export.quantize import (
+    RULE,
+    Candidate,
+    choose,
+    parse_choice,
+    spec_for,
+    table,
+    time_passes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +73,22 @@ class BuildOptions:
     images: Path | None = None  # default: data_root/lfw
     evaluate: bool = True
     force: bool = False
+    quantization: str = "auto"  # or one of model_export.quantize.QUANTIZATIONS
     calibration_count: int = 300
     check_count: int = 200
 
 
-def float_model_path(src: EncoderSource) -> Path:
-    """The float32 TFLite of an encoder source, built once and cached (for --float)."""
-    path = cache_dir() / "float" / f"{src.kind}-{src.sha256[:16]}.tflite"
+def float_model_path(src: EncoderSource, model: Any = None) -> Path:
+    """The float32 TFLite of an encoder source, built once and cached (keyed by the
+    encoder file and the code that rebuilds it)."""
+    name = f"{src.kind}-{src.sha256[:16]}-{code_hash()[:8]}.tflite"
+    path = cache_dir() / "float" / name
     if not path.is_file():
         from model_export.export import to_float_tflite
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(to_float_tflite(src.keras_model()))
+        tmp = path.with_suffix(f".{os.getpid()}.part")
+        tmp.write_bytes(to_float_tflite(model if model is not None else src.keras_model()))
         tmp.replace(path)
     return path
 
@@ -82,7 +96,10 @@ def float_model_path(src: EncoderSource) -> Path:
 def build(opts: BuildOptions) -> Path:
     """Build (or reuse) the bundle and copy it to ``opts.out``; return that folder."""
     src = resolve_encoder(opts.encoder)
-    yunet, sp_dat = wheel_asset(YUNET), face_recognition_models_file(DLIB_LANDMARKS)
+    parse_choice(opts.quantization)  # fail before any work on a wrong name
+    yunet = wheel_asset(YUNET)
+    dlib_chip = src.alignment["type"] == "dlib-chip"
+    sp_dat = face_recognition_models_file(DLIB_LANDMARKS) if dlib_chip else None
     cal_root = opts.calibration_root or opts.data_root / "lfw"
     pairs_file = opts.pairs or opts.data_root / "lfw_protocol" / "pairs_dev.txt"
     images = opts.images or opts.data_root / "lfw"
@@ -90,7 +107,7 @@ def build(opts: BuildOptions) -> Path:
     cal, chk, golden = calibration_sets(
         cal_root, pair_people(pairs), opts.calibration_count, opts.check_count
     )
-    inputs = [src.path, yunet, sp_dat, *cal, *chk, *golden] + (
+    inputs = [src.path, yunet, *([sp_dat] if sp_dat else []), *cal, *chk, *golden] + (
         [pairs_file] if opts.evaluate else []
     )
     options = {k: v for k, v in asdict(opts).items() if k not in ("out", "force", "data_root")}
@@ -131,24 +148,20 @@ def _build_into(
     staging: Path,
     src: EncoderSource,
     yunet: Path,
-    sp_dat: Path,
+    sp_dat: Path | None,
     sets: tuple[list[Path], list[Path], list[Path]],
     pairs: list[Any],
     opts: BuildOptions,
 ) -> dict[str, Any]:
-    from model_export.export import count_macs, to_int8_tflite
+    from model_export.export import count_macs
 
     cal, chk, golden = sets
     steps = 6 if pairs else 5
-    logger.info("[1/%d] detector and landmark model", steps)
+    logger.info("[1/%d] detector and alignment (%s)", steps, src.alignment["type"])
     shutil.copyfile(yunet, staging / DETECTOR_FILE)
-    save_npz(sp_dat, staging / LANDMARKS_FILE)
-    box_map = json.loads(BOXMAP.read_text())["chosen"]
+    align = _alignment(src, staging, sp_dat)
     detector = YuNetDetector(staging / DETECTOR_FILE, **DETECTOR)
-    align = src.alignment
-    aligner = DlibChipAligner(
-        ShapePredictor.load(staging / LANDMARKS_FILE), align["size"], align["padding"], box_map
-    )
+    aligner = make_aligner(TypeAdapter(AlignmentSpec).validate_python(align), staging)
 
     logger.info(
         "[2/%d] aligning %d calibration, %d check and %d golden faces",
@@ -161,49 +174,54 @@ def _build_into(
     chk_crops = crops_for(chk, detector, aligner, "check faces")
     golden_crops = crops_for(golden, detector, aligner, "golden faces")
 
-    logger.info(
-        "[3/%d] Keras rebuild and int8 conversion (calibrated on %d faces)",
-        steps,
-        len(cal_crops.chips),
-    )
+    logger.info("[3/%d] Keras rebuild and quantization (%s)", steps, opts.quantization)
     model = src.keras_model()
-    (staging / ENCODER_FILE).write_bytes(to_int8_tflite(model, cal_crops.chips))
-    float_path = float_model_path(src)
-    spec = EncoderSpec(
+    float_path = float_model_path(src, model)
+    base = EncoderSpec(
         file=ENCODER_FILE,
         input_size=src.input_size,
         embedding_size=src.embedding_size,
         metric=src.metric,
         l2_normalize=src.l2_normalize,
         mirror_average=False,
-        quantization="int8",
+        quantization="float32",
         macs=count_macs(model),
     )
+    flt = TFLiteEmbedder(float_path, base, "float")
+    logger.info("[4/%d] each quantization against float on %d held-out faces", steps, len(chk))
+    candidates = _candidates(staging, model, base, flt, float_path, cal_crops.chips, chk_crops.chips, src, opts)  # fmt: skip
+    chosen = choose(candidates)
+    logger.info("quantization (rule: %s):\n%s", RULE, table(candidates, chosen))
+    shutil.copyfile(chosen.path, staging / ENCODER_FILE)
+    for c in candidates:
+        if c.path.parent == staging:
+            c.path.unlink()
+    spec = spec_for(base, chosen.name)
     int8 = TFLiteEmbedder(staging / ENCODER_FILE, spec, "staging")
-    flt = TFLiteEmbedder(float_path, replace(spec, quantization="float32"), "float")
-
-    logger.info("[4/%d] int8 against float on %d held-out faces", steps, len(chk_crops.chips))
-    q_raw = embed_chips(int8, chk_crops.chips, "int8 check")
-    f_raw = embed_chips(flt, chk_crops.chips, "float check")
     tau_ref = src.reference_tau
-    check = agreement(
-        postprocess(q_raw, spec, False), postprocess(f_raw, spec, False), src.metric, tau_ref
-    )
+    check = chosen.agreement
 
     manifest: dict[str, Any] = {
-        "name": f"{src.name}-int8",
+        "name": f"{src.name}-{chosen.name}",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "edge_face_version": __version__,
         "encoder": {
             **asdict(spec),
+            "runtimes": list(chosen.runtimes),
             "input": {
-                "dtype": "uint8",
+                "dtype": "uint8" if chosen.name == "int8" else "float32",
                 "color": "RGB",
                 "range": "0-255",
-                "normalisation": "(pixel - mean) / 256, folded into the first convolution",
+                "normalisation": src.input_note,
             },
             "output": "raw descriptor, dequantized in numpy (not L2-normalised)",
-            "runtimes": ["ai-edge-litert", "tflite-runtime 2.14"],
+        },
+        "quantization": {
+            "chosen": chosen.name,
+            "rule": RULE,
+            "forced": opts.quantization != "auto",
+            "candidates": {c.name: c.record() for c in candidates},
+            "timing": "one thread, median of 5 interleaved rounds of 8 passes, at build time",
         },
         "detector": {
             "type": "yunet",
@@ -213,13 +231,7 @@ def _build_into(
             "source": YUNET.source,
             "sha256": YUNET.sha256,
         },
-        "alignment": {
-            **align,
-            "landmarks_file": LANDMARKS_FILE,
-            "box_map": box_map,
-            "template": template_points(align["size"], align["padding"]).round(4).tolist(),
-            "landmarks": "dlib shape_predictor_5_face_landmarks (CC0), numpy re-implementation",
-        },
+        "alignment": align,
         "tau": {
             "verify": tau_ref,
             "identify": tau_ref,
@@ -269,6 +281,57 @@ def _build_into(
     return manifest
 
 
+def _alignment(src: EncoderSource, staging: Path, sp_dat: Path | None) -> dict[str, Any]:
+    """The manifest's alignment section (and, for dlib chips, the landmark model file)."""
+    align = dict(src.alignment)
+    if align["type"] == "dlib-chip":
+        assert sp_dat is not None
+        save_npz(sp_dat, staging / LANDMARKS_FILE)
+        return {
+            **align,
+            "landmarks_file": LANDMARKS_FILE,
+            "box_map": json.loads(BOXMAP.read_text())["chosen"],
+            "template": template_points(align["size"], align["padding"]).round(4).tolist(),
+            "landmarks": "dlib shape_predictor_5_face_landmarks (CC0), numpy re-implementation",
+        }
+    return {
+        **align,
+        "landmarks": "the detector's own five points (YuNet)",
+        "warp": "least-squares similarity (Umeyama), bilinear, as cv2.FaceRecognizerSF.alignCrop",
+    }
+
+
+def _candidates(
+    staging: Path,
+    model: Any,
+    base: EncoderSpec,
+    flt: TFLiteEmbedder,
+    float_path: Path,
+    cal_chips: np.ndarray,
+    chk_chips: np.ndarray,
+    src: EncoderSource,
+    opts: BuildOptions,
+) -> list[Candidate]:
+    """Convert, check against float and time every quantization asked for."""
+    from model_export.export import convert
+
+    reference = postprocess(embed_chips(flt, chk_chips, "float check"), base, False)
+    embedders, agreements, paths = {}, {}, {}
+    for name in parse_choice(opts.quantization):
+        path = float_path if name == "float32" else staging / f"candidate-{name}.tflite"
+        if name != "float32":
+            logger.info("converting to %s", name)
+            path.write_bytes(convert(model, name, cal_chips))
+        emb = TFLiteEmbedder(path, spec_for(base, name), name)
+        q = postprocess(embed_chips(emb, chk_chips, f"{name} check"), base, False)
+        agreements[name] = agreement(q, reference, src.metric, src.reference_tau)
+        embedders[name], paths[name] = emb, path
+    ms = time_passes(embedders, chk_chips[0])
+    return [
+        Candidate(n, paths[n], agreements[n], ms[n], paths[n].stat().st_size) for n in embedders
+    ]
+
+
 def _evaluate_into(
     staging: Path, manifest: dict[str, Any], pairs: list[Any], float_path: Path
 ) -> None:
@@ -276,8 +339,9 @@ def _evaluate_into(
     finish_bundle(staging, manifest, ENCODER_FILE)  # provisional, to load it like a device
     report = evaluate_bundle(load_bundle(staging), pairs, float_model=float_path)
     variants = report["variants"]
-    mirror = variants["int8+mirror"]["accuracy_mean"] > variants["int8"]["accuracy_mean"]
-    chosen = variants["int8+mirror" if mirror else "int8"]
+    q = manifest["encoder"]["quantization"]
+    mirror = variants[f"{q}+mirror"]["accuracy_mean"] > variants[q]["accuracy_mean"]
+    chosen = variants[f"{q}+mirror" if mirror else q]
     manifest["encoder"]["mirror_average"] = mirror
     manifest["tau"] = {
         "verify": chosen["tau"],
@@ -289,7 +353,7 @@ def _evaluate_into(
     }
     manifest["evaluation"] = {
         "protocol": "LFW pairs, k-fold (tau chosen on the other folds), through the device path",
-        "model": "int8+mirror" if mirror else "int8",
+        "model": f"{q}+mirror" if mirror else q,
         **{k: v for k, v in chosen.items()},
         "no_face": report["no_face"]["count"],
         "no_face_handling": report["no_face"]["handling"],
@@ -298,7 +362,7 @@ def _evaluate_into(
 
 
 def open_set_faces(
-    root: Path, exclude: set[str], detector: YuNetDetector, aligner: DlibChipAligner
+    root: Path, exclude: set[str], detector: YuNetDetector, aligner: Aligner
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chips of one photo of every person (those with a second photo first) and of the
     second photos, for the open-set simulation."""

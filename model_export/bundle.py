@@ -42,6 +42,9 @@ _CODE = [
     "model_export/keras_models.py",
     "model_export/landmark_import.py",
     "model_export/metrics.py",
+    "model_export/onnx_import.py",
+    "model_export/quantize.py",
+    "edge/tflite.py",
 ]
 
 

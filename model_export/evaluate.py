@@ -93,14 +93,15 @@ def evaluate_bundle(
     """The report ``model-export evaluate`` prints and writes (see the module doc)."""
     m = bundle.manifest
     crops = pair_crops(bundle, pairs)
+    q = m.encoder.quantization  # the bundle's own encoder's variants are named after it
     embedders = {
-        "int8": TFLiteEmbedder(bundle.path(m.encoder.file), m.encoder, m.encoder_id, num_threads)
+        q: TFLiteEmbedder(bundle.path(m.encoder.file), m.encoder, m.encoder_id, num_threads)
     }
     if float_model is not None:
         spec = replace(m.encoder, quantization="float32")
         embedders["float"] = TFLiteEmbedder(float_model, spec, m.encoder_id, num_threads)
     variants = score_variants(crops, pairs, embedders, m.encoder)
-    chosen = "int8+mirror" if m.encoder.mirror_average else "int8"
+    chosen = f"{q}+mirror" if m.encoder.mirror_average else q
     report: dict[str, Any] = dict(variants[chosen])
     report["model"] = chosen
     report["metric"] = m.encoder.metric

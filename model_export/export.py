@@ -1,7 +1,10 @@
-"""TFLite export of a Keras face encoder: full int8 (calibrated on real aligned faces) or float.
+"""TFLite export of a Keras face encoder in each quantization the build can choose from.
 
-Input: uint8 RGB (1, 150, 150, 3) with scale 1 / zero point 0 (i.e. raw pixels),
-output: int8 (1, 128) - dequantize with the output tensor's (scale, zero_point).
+- ``int8`` (full integer, calibrated on real aligned faces): input uint8 RGB
+  (1, N, N, 3) with scale 1 / zero point 0 (raw pixels), output int8 (1, D): dequantize
+  with the output tensor's (scale, zero_point).
+- ``dynamic`` (dynamic range): int8 weights, float activations, float32 in and out.
+- ``float16`` (float16 weights, computed in float32) and ``float32``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["anchor_input_range", "to_float_tflite", "to_int8_tflite"]
+__all__ = [
+    "anchor_input_range",
+    "convert",
+    "to_dynamic_tflite",
+    "to_float16_tflite",
+    "to_float_tflite",
+    "to_int8_tflite",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +77,36 @@ def to_float_tflite(model: keras.Model) -> bytes:
     """Plain float32 TFLite export (latency/accuracy reference only)."""
     flatbuffer: bytes = _quietly(tf.lite.TFLiteConverter.from_keras_model(model).convert)
     return flatbuffer
+
+
+def to_dynamic_tflite(model: keras.Model) -> bytes:
+    """Dynamic-range quantization: int8 weights, float activations (no calibration)."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    flatbuffer: bytes = _quietly(converter.convert)
+    return flatbuffer
+
+
+def to_float16_tflite(model: keras.Model) -> bytes:
+    """float16 weights (half the size), dequantized to float32 when the model loads."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    flatbuffer: bytes = _quietly(converter.convert)
+    return flatbuffer
+
+
+def convert(model: keras.Model, quantization: str, calibration_chips: np.ndarray) -> bytes:
+    """The model as a TFLite flatbuffer in the named quantization."""
+    if quantization == "int8":
+        return to_int8_tflite(model, calibration_chips)
+    if quantization == "dynamic":
+        return to_dynamic_tflite(model)
+    if quantization == "float16":
+        return to_float16_tflite(model)
+    if quantization == "float32":
+        return to_float_tflite(model)
+    raise ValueError(f"unknown quantization {quantization!r}")
 
 
 def _quietly(convert: Callable[[], bytes]) -> bytes:

@@ -1,0 +1,88 @@
+"""The similarity aligner's geometry, the quantization rule, and the runtime restriction."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.align import ARCFACE_112, SimilarityAligner, similarity_transform
+from edge.tflite import RuntimeMissingError, interpreter_class
+from edge.types import BBox, Detection
+from model_export.quantize import Candidate, choose, parse_choice
+
+
+def _similarity(scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[scale * c, -scale * s, tx], [scale * s, scale * c, ty]])
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    src = np.array(ARCFACE_112, np.float64)
+    m = _similarity(2.5, 0.3, 40.0, -12.0)
+    dst = src @ m[:, :2].T + m[:, 2]
+    assert np.allclose(similarity_transform(src, dst), m, atol=1e-9)
+
+
+def test_similarity_transform_is_least_squares_and_never_reflects() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    mirrored = src * np.array([-1.0, 1.0])  # a reflection: the best similarity cannot be one
+    m = similarity_transform(src, mirrored)
+    assert np.linalg.det(m[:, :2]) > 0
+
+
+def test_aligner_puts_the_landmarks_on_the_template() -> None:
+    # A face whose landmarks are the template scaled x3, rotated 20 degrees and moved.
+    m = _similarity(3.0, math.radians(20), 200.0, 100.0)
+    template = np.array(ARCFACE_112)
+    points = (template @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    image = np.zeros((720, 960, 3), np.uint8)
+    for i, (x, y) in enumerate(points):  # a bright dot at each landmark, one colour each
+        image[round(y) - 3 : round(y) + 4, round(x) - 3 : round(x) + 4] = 50 * (i + 1)
+    det = Detection(BBox(0, 0, 1, 1), 0.9, points)
+    chip = SimilarityAligner(112).align(image, det).image
+    assert chip.shape == (112, 112, 3) and chip.dtype == np.uint8
+    for i, (x, y) in enumerate(template):
+        assert chip[round(y), round(x), 0] == pytest.approx(50 * (i + 1), abs=2)
+
+
+def _cand(name: str, ms: float, cos_min: float = 0.999) -> Candidate:
+    agreement = {"cosine_mean": max(cos_min, 0.999), "cosine_min": cos_min, "decision_flips": 0}
+    agreement["pairs"] = 1
+    return Candidate(name, Path(f"{name}.tflite"), agreement, ms, 1000)
+
+
+def test_choose_keeps_the_fastest_accurate_candidate() -> None:
+    picked = choose(
+        [_cand("int8", 30.0, cos_min=0.88), _cand("float32", 13.0), _cand("float16", 12.5)]
+    )
+    assert picked.name == "float16"  # int8 is neither accurate nor fast here
+
+
+def test_choose_needs_a_clear_gain_to_drop_a_runtime() -> None:
+    # dynamic range loads only in ai-edge-litert: 10% faster is not enough ...
+    assert choose([_cand("int8", 1.0), _cand("dynamic", 0.9)]).name == "int8"
+    # ... but 8 ms against 13 ms is
+    assert choose([_cand("float32", 13.0), _cand("dynamic", 8.0)]).name == "dynamic"
+
+
+def test_choose_falls_back_to_the_closest_when_none_is_accurate() -> None:
+    picked = choose([_cand("int8", 1.0, cos_min=0.90), _cand("dynamic", 2.0, cos_min=0.95)])
+    assert picked.name == "dynamic"
+
+
+def test_a_forced_quantization_is_kept_and_a_wrong_name_refused() -> None:
+    assert choose([_cand("int8", 50.0, cos_min=0.5)]).name == "int8"
+    assert parse_choice("auto") == ("int8", "dynamic", "float16", "float32")
+    with pytest.raises(ValueError, match="choose auto or one of"):
+        parse_choice("int4")
+
+
+def test_a_bundle_for_litert_only_says_what_to_install() -> None:
+    with pytest.raises(RuntimeMissingError, match=r"loads only in ai-edge-litert.*pip install"):
+        interpreter_class(prefer="tflite-runtime", runtimes=("ai-edge-litert",))
+    _cls, name = interpreter_class(runtimes=("ai-edge-litert", "tflite-runtime 2.14"))
+    assert name == "ai-edge-litert"
