@@ -157,7 +157,8 @@ def _build_into(
 
     cal, chk, golden = sets
     steps = 6 if pairs else 5
-    logger.info("[1/%d] detector and alignment (%s)", steps, src.alignment["type"])
+    logger.info("[1/%d] Keras rebuild of %s; detector and alignment (%s)", steps, src.name, src.alignment["type"])  # fmt: skip
+    model = src.keras_model()  # first: an encoder that cannot be imported fails at once
     shutil.copyfile(yunet, staging / DETECTOR_FILE)
     align = _alignment(src, staging, sp_dat)
     detector = YuNetDetector(staging / DETECTOR_FILE, **DETECTOR)
@@ -174,8 +175,7 @@ def _build_into(
     chk_crops = crops_for(chk, detector, aligner, "check faces")
     golden_crops = crops_for(golden, detector, aligner, "golden faces")
 
-    logger.info("[3/%d] Keras rebuild and quantization (%s)", steps, opts.quantization)
-    model = src.keras_model()
+    logger.info("[3/%d] quantization (%s)", steps, opts.quantization)
     float_path = float_model_path(src, model)
     base = EncoderSpec(
         file=ENCODER_FILE,
