@@ -17,7 +17,7 @@ help:
 	@echo "make demo    set up and run the demo"
 	@echo "make test    set up and run all tests (ruff + pytest)"
 	@echo "make lint    ruff only"
-	@echo "make bundle  build (or reuse) the model bundle in build/bundle"
+	@echo "make bundle  build (or reuse) the model bundles: build/bundle-sface (the default), build/bundle (dlib)"
 	@echo "make bench   benchmarks (see bench/README.md)"
 
 system-deps:
@@ -55,13 +55,17 @@ test: venv
 
 # The model bundle (int8 encoder, detector, landmark model, manifest), built from the
 # faces in EDGE_FACE_DATA, or copied from the build cache when its inputs are unchanged.
+# build/bundle-sface: OpenCV zoo's SFace, the default (docs/ENCODERS.md: far fewer strangers
+# named at the same rate of correct names); build/bundle: dlib's ResNet in full int8 (faster,
+# and it loads in tflite-runtime 2.14 as well as LiteRT; the arm64 check and most tests use it).
 bundle: venv
-	$(VENV)/bin/model-export build --out build/bundle
+	$(VENV)/bin/model-export build --out build/bundle-sface --encoder sface
+	$(VENV)/bin/model-export build --out build/bundle --encoder dlib
 
 # The demo: enroll the Hamilton clip's three people, start a private mosquitto, run the
 # daemon on the clip and print the MQTT events as a subscriber receives them.
 demo: bundle
-	$(VENV)/bin/model-export verify --bundle build/bundle
+	$(VENV)/bin/model-export verify --bundle build/bundle-sface
 	$(PY) scripts/demo.py
 
 # The project in an emulated Raspberry Pi OS arm64 tree (qemu), with ai-edge-litert and with
@@ -69,8 +73,11 @@ demo: bundle
 check-arm64: bundle
 	bash scripts/check_arm64.sh
 
+# edge-face side by side with face_recognition (dlib) and OpenCV's YuNet + SFace, each
+# installed by the benchmark in its own venv under build/: writes
+# bench/results/benchmarks.json, docs/BENCHMARKS.md and docs/benchmarks/*.png (bench/README.md).
 bench: bundle
-	$(PY) bench/encoder_vs_dlib.py
+	$(PY) bench/suite.py --bundle build/bundle-sface --bundle build/bundle
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

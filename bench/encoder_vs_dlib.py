@@ -114,12 +114,12 @@ def edge_figures(bundle_dir: Path, pairs: list[Pair]) -> tuple[Any, dict[str, An
 
     print("(B) edge-face: building or reusing the default bundle ...", flush=True)
     try:
-        build(BuildOptions(out=bundle_dir, data_root=data_root()))
+        build(BuildOptions(out=bundle_dir, data_root=data_root(), encoder="dlib"))
     except FileNotFoundError:
         # Two builds of the same cache key share one staging folder; when another process
         # (a test run) finished first, its bundle is in the cache now: take that one.
         print("(B) another build of the same bundle finished first: reusing it", flush=True)
-        build(BuildOptions(out=bundle_dir, data_root=data_root()))
+        build(BuildOptions(out=bundle_dir, data_root=data_root(), encoder="dlib"))
     bundle = load_bundle(bundle_dir)
     float_model = float_model_path(resolve_encoder("dlib"))
     print(f"(B) edge-face: LFW through the device path ({len(pairs)} pairs) ...", flush=True)

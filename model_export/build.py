@@ -67,7 +67,7 @@ IDENTIFY_FAR = 1e-3
 class BuildOptions:
     out: Path
     data_root: Path
-    encoder: str = "dlib"
+    encoder: str = "sface"  # the default bundle (docs/ENCODERS.md); "dlib" for the dlib ResNet
     calibration_root: Path | None = None  # default: data_root/lfw
     pairs: Path | None = None  # default: data_root/lfw_protocol/pairs_dev.txt
     images: Path | None = None  # default: data_root/lfw

@@ -3,7 +3,7 @@ MQTT subscriber (Home Assistant, Node-RED) would receive them.
 
 Enrolls the three reference people of ``videos/hamilton/reference/`` into a fresh demo
 gallery, starts a private mosquitto on a free port, runs ``edge-face run`` on the clip and
-prints every message it publishes. Needs the bundle in build/bundle (``make bundle``).
+prints every message it publishes. Needs the SFace bundle in build/bundle-sface (``make bundle``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> int:
     DEMO.mkdir(parents=True)
     port = free_port()
     env = {**os.environ, "EDGE_FACE_CONFIG": str(REPO / "config.toml"),
-           "EDGE_FACE_MODEL_BUNDLE": str(REPO / "build" / "bundle"),
+           "EDGE_FACE_MODEL_BUNDLE": str(REPO / "build" / "bundle-sface"),
            "EDGE_FACE_GALLERY_PATH": str(DEMO / "gallery.db"), "EDGE_FACE_MQTT_OUTBOX": str(DEMO / "outbox.db"),
            "EDGE_FACE_MQTT_PORT": str(port), "EDGE_FACE_MQTT_DEVICE_ID": "demo",
            "EDGE_FACE_CAMERA_SOURCE": str(clip), "EDGE_FACE_CAMERA_NAME": "hamilton-clip"}  # fmt: skip

@@ -13,7 +13,17 @@ from broker import Broker
 def bundle_dir(repo_root: Path, face_data: Path) -> Path:
     from model_export.build import BuildOptions, build
 
-    return build(BuildOptions(out=repo_root / "build" / "bundle", data_root=face_data))
+    out = repo_root / "build" / "bundle"  # the dlib bundle: loads in both TFLite runtimes
+    return build(BuildOptions(out=out, data_root=face_data, encoder="dlib"))
+
+
+@pytest.fixture(scope="session")
+def sface_bundle_dir(repo_root: Path, face_data: Path) -> Path:
+    """The SFace bundle (imported from ONNX), built once or taken from the build cache."""
+    from model_export.build import BuildOptions, build
+
+    out = repo_root / "build" / "bundle-sface"
+    return build(BuildOptions(out=out, data_root=face_data, encoder="sface"))
 
 
 @pytest.fixture
