@@ -155,9 +155,13 @@ def test_enroll_waits_for_another_writer(env: dict[str, str], knn: Path) -> None
 def test_kill_during_enrollment_leaves_a_consistent_gallery(
     env: dict[str, str], face_data: Path, tmp_path: Path
 ) -> None:
-    photos = face_data / "lfw" / "Colin_Powell"
+    photos = tmp_path / "many"  # 708 photos (Colin Powell's 236, three times): ~10 s to enroll
+    photos.mkdir()
+    for i in range(3):
+        for src in sorted((face_data / "lfw" / "Colin_Powell").glob("*.jpg")):
+            (photos / f"{i}_{src.name}").symlink_to(src)
     full_env = {**os.environ, **env}
-    for delay in (1.8, 3.0):  # loading takes ~1 s; the 236 photos ~4 s
+    for delay in (1.8, 3.0):  # loading takes ~1 s; each delay stops it mid-way
         proc = subprocess.Popen([sys.executable, "-m", "edge", "enroll", "Bush", str(photos)], env=full_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(delay)
