@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import statistics
 import subprocess
@@ -69,6 +70,7 @@ def time_encoders(bundles: dict[str, Path], rounds: int, calls: int) -> dict[str
     """ms per face as each bundle embeds (incl. mirror averaging), interleaved rounds."""
     from edge.bundle import load_bundle
     from edge.embedder import TFLiteEmbedder
+    from model_export.quantize import time_rounds
 
     rng = np.random.default_rng(0)
     embedders = {}
@@ -76,19 +78,9 @@ def time_encoders(bundles: dict[str, Path], rounds: int, calls: int) -> dict[str
         b = load_bundle(path)
         emb = TFLiteEmbedder(b.path(b.manifest.encoder.file), b.manifest.encoder, "bench", 1)
         chip = rng.integers(0, 256, (emb.spec.input_size,) * 2 + (3,), dtype=np.uint8)
-        for _ in range(3):
-            emb.vector(chip)
         embedders[key] = (emb, chip)
-    per_round: dict[str, list[float]] = {k: [] for k in bundles}
-    for r in range(rounds):
-        for key, (emb, chip) in embedders.items():
-            times = []
-            for _ in range(calls):
-                t = time.perf_counter()
-                emb.vector(chip)
-                times.append((time.perf_counter() - t) * 1000)
-            per_round[key].append(statistics.median(times))
-        print(f"  timing round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    work = {key: functools.partial(emb.vector, chip) for key, (emb, chip) in embedders.items()}
+    per_round = time_rounds(work, rounds, calls)
     return {
         k: {"median_ms": statistics.median(v), "min": min(v), "max": max(v)}
         for k, v in per_round.items()

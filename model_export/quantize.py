@@ -19,9 +19,11 @@ full-int8 calibration can bend some embeddings more than a verification threshol
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -93,23 +95,32 @@ def parse_choice(value: str) -> tuple[str, ...]:
     return (value,)
 
 
+def time_rounds(
+    work: dict[str, Callable[[], object]], rounds: int = 5, calls: int = 8
+) -> dict[str, list[float]]:
+    """Per name, the median milliseconds of each round; names interleaved round by round
+    (a noisy machine slows them alike), after a warm-up of three calls each."""
+    per_round: dict[str, list[float]] = {name: [] for name in work}
+    for fn in work.values():
+        for _ in range(3):
+            fn()  # first calls pay for allocation and packing
+    for _ in range(rounds):
+        for name, fn in work.items():
+            times = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1000)
+            per_round[name].append(statistics.median(times))
+    return per_round
+
+
 def time_passes(
     embedders: dict[str, TFLiteEmbedder], chip: np.ndarray, rounds: int = 5, calls: int = 8
 ) -> dict[str, float]:
     """Median milliseconds per encoder pass, the candidates interleaved round by round."""
-    per_round: dict[str, list[float]] = {name: [] for name in embedders}
-    for emb in embedders.values():
-        for _ in range(3):
-            emb.raw(chip)  # warm-up: first calls pay for allocation and packing
-    for _ in range(rounds):
-        for name, emb in embedders.items():
-            times = []
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                emb.raw(chip)
-                times.append((time.perf_counter() - t0) * 1000)
-            per_round[name].append(statistics.median(times))
-    return {name: statistics.median(v) for name, v in per_round.items()}
+    work = {name: functools.partial(emb.raw, chip) for name, emb in embedders.items()}
+    return {name: statistics.median(v) for name, v in time_rounds(work, rounds, calls).items()}
 
 
 def choose(candidates: list[Candidate]) -> Candidate:
