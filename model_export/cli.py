@@ -143,6 +143,132 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 
 
 @main.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=ExistingDir,
+    default=None,
+    help="Photos to train on, one folder per person (default DATA/lfw).",
+)
+@click.option(
+    "--out",
+    type=PathArg,
+    required=True,
+    help="Folder for the trained encoder, its log and checkpoints (resumed if there).",
+)
+@click.option(
+    "--teacher",
+    type=ExistingDir,
+    default=None,
+    help="A model bundle to distil from (e.g. build/bundle, the dlib one).",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["auto", "triplet", "distill", "both"]),
+    default="auto",
+    show_default=True,
+    help="auto: both with --teacher, triplet without.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+@click.option(
+    "--mining",
+    type=click.Choice(["batch-hard", "semi-hard"]),
+    default="batch-hard",
+    show_default=True,
+    help="How triplets are chosen in each batch.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 2),
+    default=0.2,
+    show_default=True,
+    help="The triplet loss margin g (on unit-length embeddings).",
+)
+@click.option(
+    "--distill",
+    type=click.Choice(["embedding", "distance"]),
+    default="embedding",
+    show_default=True,
+    help="Learn the teacher's embeddings, or its distances.",
+)
+@click.option("--distill-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--people-per-batch", "people", type=click.IntRange(2), default=32, show_default=True)
+@click.option(
+    "--images-per-person", "per_person", type=click.IntRange(2), default=4, show_default=True
+)
+@click.option(
+    "--learning-rate", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True
+)
+@click.option(
+    "--width",
+    type=click.FloatRange(0.125, 2),
+    default=0.5,
+    show_default=True,
+    help="Width multiplier of the network (0.5: about 59 M multiply-adds per face).",
+)
+@click.option(
+    "--val-pairs",
+    type=ExistingFile,
+    default=None,
+    help="Pairs whose people are held out and measure the encoder (default for DATA/lfw: "
+    "lfw_protocol/pairs_dev.txt; else a held-out fifth of the people).",
+)
+@click.option("--val-folds", default="4,5", show_default=True, help="Folds of --val-pairs to use.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quick", is_flag=True, help="A few minutes: 300 people, 4 epochs (a smoke test).")
+def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
+          mining: str, margin: float, distill: str, distill_weight: float, people: int,
+          per_person: int, learning_rate: float, width: float, val_pairs: Path | None,
+          val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
+    """Train a small face encoder with the triplet loss (and distillation from a teacher).
+
+    DATA is one folder per person. The network is MobileFaceNet-shaped (ReLU, 112x112
+    faces aligned on the detector's five points, 128-d); batches of P people x K photos;
+    online triplet mining; validation on people kept out of training, every epoch. Writes
+    OUT/encoder.keras, train.json, log.csv and training.png; then
+    `model-export build --encoder OUT` makes the bundle. Rerun the same command to resume.
+
+    \b
+    Example:
+      model-export train --out build/student --teacher build/bundle --epochs 40
+      model-export build --out build/bundle-student --encoder build/student --quantization int8
+    """
+    from model_export.train import TrainOptions, quick_options
+    from model_export.train import train as run_train
+
+    root = data_dir
+    if root is None:
+        root = _data_root(None) / "lfw"
+        if val_pairs is None and (root.parent / "lfw_protocol" / "pairs_dev.txt").is_file():
+            val_pairs = root.parent / "lfw_protocol" / "pairs_dev.txt"
+    try:
+        folds = tuple(int(f) for f in val_folds.split(","))
+    except ValueError:
+        raise click.UsageError(f"--val-folds {val_folds}: expected numbers like 4,5") from None
+    opts = TrainOptions(data=root.resolve(), out=out, teacher=teacher, loss=loss, epochs=epochs,
+                        people_per_batch=people, images_per_person=per_person, mining=mining,
+                        margin=margin, distill=distill, distill_weight=distill_weight,
+                        learning_rate=learning_rate, width=width, val_pairs=val_pairs,
+                        val_folds=folds, seed=seed, command=["model-export", *sys.argv[1:]])  # fmt: skip
+    if quick:
+        opts = quick_options(opts)
+    try:
+        path = run_train(opts)
+    except EdgeError as exc:
+        _fail(exc)
+    meta = json.loads((path / "train.json").read_text())
+    final = meta["validation"]["final"]
+    click.echo(_table([
+        ("encoder", str(path / "encoder.keras")), ("loss", meta["loss"]),
+        ("multiply-adds per face", f"{meta['macs'] / 1e6:.1f} M"),
+        ("held-out accuracy (float)", f"{final['accuracy_mean']:.4f} ± {final['accuracy_std']:.4f}"),
+        ("TAR at FAR 1e-3", final["tar_at_far"]), ("validation", meta["validation"]["split"]),
+        ("training time", f"{meta['training_seconds'] / 60:.1f} min"),
+        ("next", f"model-export build --out BUNDLE --encoder {path}"),
+    ]))  # fmt: skip
+
+
+@main.command()
 @click.option("--bundle", type=ExistingDir, required=True, help="The bundle folder.")
 @click.option(
     "--pairs",
@@ -176,9 +302,14 @@ def evaluate(
     from model_export.evaluate import evaluate_bundle
 
     root = None if pairs and images else _data_root(None)
-    pairs_file = pairs or root / "lfw_protocol" / "pairs_dev.txt"  # type: ignore[operator]
     try:
         b = load_bundle(bundle)
+        own = b.raw.get("evaluation", {}).get("pairs_file")  # a trained encoder's held-out pairs
+        pairs_file = pairs or (bundle / own if own else root / "lfw_protocol" / "pairs_dev.txt")  # type: ignore[operator]
+        if (bundle / "train_people.txt").is_file():
+            from model_export.build import check_held_out
+
+            check_held_out(bundle, read_pairs(pairs_file, images or root / "lfw"), pairs_file)  # type: ignore[operator]
         float_model = None
         if with_float:
             from model_export.build import float_model_path

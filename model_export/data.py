@@ -37,7 +37,10 @@ def lfw_image(images: Path, name: str, index: int) -> Path:
 
 def read_pairs(pairs_file: Path, images: Path) -> list[Pair]:
     """Parse an LFW pairs file: ``folds<TAB>n``, then per fold n same-person lines
-    ``Name i j`` and n different-person lines ``Name1 i Name2 j``."""
+    ``Name i j`` and n different-person lines ``Name1 i Name2 j``; or a ``.json`` pairs
+    file (``model-export train``'s held-out pairs: fold, two paths under ``images``, same)."""
+    if pairs_file.suffix == ".json":
+        return read_json_pairs(pairs_file, images)
     try:
         lines = [ln.split() for ln in pairs_file.read_text().splitlines() if ln.strip()]
     except OSError as exc:
@@ -65,6 +68,21 @@ def read_pairs(pairs_file: Path, images: Path) -> list[Pair]:
         else:
             raise DataError(f"{pairs_file}: line {i + 2}: expected 3 or 4 fields")
     return pairs
+
+
+def read_json_pairs(pairs_file: Path, images: Path) -> list[Pair]:
+    """``{"pairs": [[fold, "Person/photo.jpg", "Other/photo.jpg", same], ...]}``."""
+    import json
+
+    try:
+        rows = json.loads(pairs_file.read_text())["pairs"]
+        return [Pair(int(f), images / a, images / b, bool(same)) for f, a, b, same in rows]
+    except OSError as exc:
+        raise DataError(f"cannot read pairs file {pairs_file}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f'{pairs_file}: not a pairs file ({{"pairs": [[fold, path, path, same], ...]}})'
+        ) from exc
 
 
 def pair_people(pairs: list[Pair]) -> set[str]:

@@ -11,6 +11,10 @@ A path to another ``.onnx`` face encoder is imported the same way
 (``model_export.onnx_import``): it must take one NCHW RGB image of 0-255 values
 (normalising inside its graph, as SFace does) aligned to the ArcFace template scaled to
 its input size, and give one embedding compared by cosine.
+
+A folder written by ``model-export train`` (``encoder.keras`` + ``train.json``): this
+project's own small encoder, 112x112 faces aligned on the detector's five landmarks,
+Euclidean distance on L2-normalised embeddings; its held-out pairs travel with it.
 """
 
 from __future__ import annotations
@@ -53,9 +57,18 @@ class EncoderSource:
     licence: str
     provenance: str
     input_note: str = "(pixel - mean) / 256, folded into the first convolution"
+    train_dir: Path | None = None  # a trained encoder's folder (its pairs and people)
 
     def keras_model(self) -> keras.Model:
         """The float Keras model (raw 0-255 RGB in, embedding out, no normalisation)."""
+        if self.kind == "trained":
+            import keras
+
+            try:
+                model: keras.Model = keras.models.load_model(self.path, compile=False)
+            except (OSError, ValueError) as exc:
+                raise EncoderError(f"{self.path}: cannot load the trained encoder: {exc}") from exc
+            return model
         if self.kind == "onnx":
             from model_export.onnx_import import OnnxImportError, keras_from_onnx
 
@@ -69,7 +82,10 @@ class EncoderSource:
         return build_dlib_resnet(read_dlib_dat(self.path))
 
 
-SUPPORTED = "'dlib', 'sface', a dlib ResNet .dat file or an ONNX face encoder (.onnx)"
+SUPPORTED = (
+    "'dlib', 'sface', a dlib ResNet .dat file, an ONNX face encoder (.onnx) or a folder "
+    "written by model-export train"
+)
 
 
 def resolve_encoder(arg: str) -> EncoderSource:
@@ -84,6 +100,8 @@ def resolve_encoder(arg: str) -> EncoderSource:
         )
     else:
         path = Path(arg)
+        if path.is_dir():
+            return trained_source(path)
         if not path.is_file():
             raise EncoderError(f"--encoder {arg}: no such file (give {SUPPORTED})")
         if path.suffix.lower() == ".onnx":
@@ -157,4 +175,46 @@ def onnx_source(path: Path) -> EncoderSource:
         licence="unknown: given by path (check the licence of the model you ship)",
         provenance=f"{path.name} (an ONNX face encoder given by path); rebuilt in Keras",
         input_note="as the ONNX graph takes it (RGB 0-255, NCHW in the original)",
+    )
+
+
+def trained_source(folder: Path) -> EncoderSource:
+    """A folder written by ``model-export train``."""
+    import json
+
+    meta_file, model = folder / "train.json", folder / "encoder.keras"
+    if not (meta_file.is_file() and model.is_file()):
+        raise EncoderError(
+            f"--encoder {folder}: not a trained encoder (no train.json and encoder.keras: "
+            "a training run that has not finished, or another folder)"
+        )
+    try:
+        meta = json.loads(meta_file.read_text())
+        size = int(meta["input"]["size"])
+        final = meta["validation"]["final"]
+        name, embedding = str(meta["name"])[:40], int(meta["student"]["embedding_size"])
+        loss, photos, people = meta["loss"], meta["data"]["photos"], meta["data"]["people"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EncoderError(f"{meta_file}: unreadable training record ({exc})") from exc
+    template = [[round(x * size / 112, 4), round(y * size / 112, 4)] for x, y in ARCFACE_112]
+    teacher = meta.get("teacher") or {}
+    return EncoderSource(
+        kind="trained",
+        path=model,
+        sha256=sha256_file(model),
+        name=name,
+        input_size=size,
+        embedding_size=embedding,
+        metric="euclidean",
+        l2_normalize=True,
+        alignment={"type": "similarity", "size": size, "template": template},
+        reference_tau=round(float(final["tau"]), 6),  # on the held-out pairs, in float
+        licence="edge-face's own model (trained by model-export train); see the training data's terms",
+        provenance=(
+            f"trained by `{' '.join(meta.get('command') or ['model-export train'])}` "
+            f"({loss} loss{', teacher ' + str(teacher.get('name')) if teacher else ''}; "
+            f"{photos} photos of {people} people)"
+        ),
+        input_note=str(meta["input"]["normalisation"]),
+        train_dir=folder,
     )

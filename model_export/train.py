@@ -1,0 +1,571 @@
+"""``model-export train``: a small Siamese face encoder trained with the triplet loss.
+
+Batches of P people x K photos (a person with fewer than K photos gives differently
+augmented copies), online mining (``model_export.losses``: batch-hard or semi-hard) of
+triplets on the L2-normalised embeddings, margin g. With a teacher bundle, distillation:
+the student also learns the teacher's unit embedding of each photo (or the distances
+between them), through the teacher's own device path. Validation on pairs of people
+kept out of training, every epoch (monitoring only: the final model is the last epoch,
+never picked on the validation pairs, so they stay a fair test). Checkpoints every epoch;
+a second run with the same ``--out`` resumes. The output folder is an encoder that
+``model-export build --encoder DIR`` turns into a bundle.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EdgeError
+from model_export.augment import Augment
+from model_export.metrics import verification_report
+from model_export.train_data import PAD, SIZE, Prepared, Split, prepare, split_people
+
+logger = logging.getLogger(__name__)
+
+LOSSES = ("auto", "triplet", "distill", "both")
+DISTILL = ("embedding", "distance")
+ENCODER_FILE = "encoder.keras"
+META_FILE = "train.json"
+LOG_FILE = "log.csv"
+PAIRS_FILE = "val_pairs.json"
+LOG_COLUMNS = [
+    "epoch",
+    "steps",
+    "seconds",
+    "lr",
+    "loss",
+    "triplet",
+    "distill",
+    "active",
+    "d_ap",
+    "d_an",
+    "val_accuracy",
+    "val_tar_at_far",
+    "val_auc",
+    "val_tau",
+]
+
+
+class TrainError(EdgeError):
+    """Training cannot start or go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    data: Path
+    out: Path
+    teacher: Path | None = None
+    loss: str = "auto"  # auto: both with a teacher, triplet without
+    epochs: int = 40
+    people_per_batch: int = 32
+    images_per_person: int = 4
+    mining: str = "batch-hard"
+    margin: float = 0.2
+    distill: str = "embedding"
+    distill_weight: float = 1.0
+    learning_rate: float = 2e-3
+    weight_decay: float = 5e-4
+    width: float = 0.5
+    dropout: float = 0.0
+    val_pairs: Path | None = None
+    val_folds: tuple[int, ...] = (4, 5)
+    val_fraction: float = 0.2
+    max_people: int | None = None  # a subset (the --quick run)
+    seed: int = 0
+    threads: int = 0  # 0: TensorFlow's default (all cores)
+    quick: bool = False
+    command: list[str] = field(default_factory=list)
+
+    def resolved_loss(self) -> str:
+        if self.loss == "auto":
+            return "both" if self.teacher is not None else "triplet"
+        return self.loss
+
+
+def quick_options(opts: TrainOptions) -> TrainOptions:
+    """A few minutes on 2 cores: 300 people, 4 epochs, one validation fold."""
+    return replace(
+        opts, epochs=min(opts.epochs, 4), max_people=300, val_folds=opts.val_folds[-1:], quick=True
+    )
+
+
+def check_options(opts: TrainOptions) -> None:
+    from model_export.losses import STRATEGIES
+
+    if opts.loss not in LOSSES:
+        raise TrainError(f"--loss {opts.loss}: choose one of {', '.join(LOSSES)}")
+    if opts.resolved_loss() in ("distill", "both") and opts.teacher is None:
+        raise TrainError(f"--loss {opts.loss} needs --teacher BUNDLE (e.g. build/bundle)")
+    if opts.teacher is not None and not (opts.teacher / "manifest.json").is_file():
+        raise TrainError(f"--teacher {opts.teacher}: not a model bundle (no manifest.json)")
+    if opts.mining not in STRATEGIES:
+        raise TrainError(f"--mining {opts.mining}: choose one of {', '.join(STRATEGIES)}")
+    if opts.distill not in DISTILL:
+        raise TrainError(f"--distill {opts.distill}: choose one of {', '.join(DISTILL)}")
+    if opts.people_per_batch < 2 or opts.images_per_person < 2:
+        raise TrainError("a batch needs at least 2 people and 2 photos per person")
+    if opts.epochs < 1:
+        raise TrainError("--epochs must be at least 1")
+
+
+def _subset(split: Split, max_people: int | None) -> Split:
+    if max_people is None or len(split.train) <= max_people:
+        return split
+    # people with several photos first (they make the triplets), then the others
+    names = sorted(split.train, key=lambda n: (-min(len(split.train[n]), 4), n))[:max_people]
+    return Split({n: split.train[n] for n in names}, split.val_pairs, split.how)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def batches(
+    data: Prepared, opts: TrainOptions, rng: np.random.Generator, augment: Augment
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch of (faces uint8 BxSxSx3, labels, teacher targets BxD or Bx0)."""
+    by_person: dict[int, list[int]] = {}
+    for i, label in enumerate(data.labels):
+        by_person.setdefault(int(label), []).append(i)
+    people = np.array(sorted(by_person))
+    rng.shuffle(people)
+    p, k = opts.people_per_batch, opts.images_per_person
+    dim = data.teacher.shape[1] if data.teacher is not None else 0
+    for start in range(0, len(people) - p + 1, p):
+        rows: list[int] = []
+        for person in people[start : start + p]:
+            photos = np.array(by_person[int(person)])
+            order = rng.permutation(photos)
+            rows += [int(order[j % len(order)]) for j in range(k)]
+        faces = np.empty((len(rows), SIZE, SIZE, 3), np.uint8)
+        targets = np.zeros((len(rows), dim), np.float32)
+        for j, row in enumerate(rows):
+            faces[j], flipped = augment(data.wide[row], rng)
+            if data.teacher is not None and data.teacher_flip is not None:
+                targets[j] = (data.teacher_flip if flipped else data.teacher)[row]
+        yield faces, data.labels[rows], targets
+
+
+def _prefetch(it: Iterator[Any], depth: int = 3) -> Iterator[Any]:
+    """Build the next batches in a thread while the current one trains."""
+    q: queue.Queue[Any] = queue.Queue(depth)
+    done = object()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for item in it:
+                q.put(item)
+        except BaseException as exc:  # handed to the training thread, raised there
+            failed.append(exc)
+        finally:
+            q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not done:
+        yield item
+    if failed:
+        raise failed[0]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def embed(model: Any, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    out = [
+        np.asarray(model(faces[i : i + batch].astype(np.float32), training=False))
+        for i in range(0, len(faces), batch)
+    ]
+    v = np.concatenate(out)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def validate(model: Any, data: Prepared, split: Split) -> dict[str, Any]:
+    vectors = embed(model, data.val)
+    index = {p: i for i, p in enumerate(data.val_paths)}
+    pairs = [p for p in split.val_pairs if p.left in index and p.right in index]
+    a = vectors[[index[p.left] for p in pairs]]
+    b = vectors[[index[p.right] for p in pairs]]
+    d = np.linalg.norm(a - b, axis=1)
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    return verification_report(d, same, folds)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+class Checkpoints:
+    """The model's weights, the optimizer's state and the loop's own state, per epoch.
+    Each epoch's files go to a folder of their own; ``state.json``, which names that
+    folder, is replaced last (atomically), so a kill at any moment leaves a whole
+    checkpoint: the new one or the previous one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    def save(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        name = f"epoch-{state['epoch']:04d}"
+        target = self.folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        model.save_weights(target / "model.weights.h5")
+        opt = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
+        np.savez(target / "optimizer.npz", **opt)
+        part = self.folder / "state.json.part"
+        part.write_text(json.dumps({**state, "checkpoint": name}, indent=1))
+        part.replace(self.state_file)
+        for old in self.folder.glob("epoch-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, model: Any, optimizer: Any) -> dict[str, Any] | None:
+        if not self.state_file.is_file():
+            return None
+        state: dict[str, Any] = json.loads(self.state_file.read_text())
+        target = self.folder / state.pop("checkpoint")
+        model.load_weights(target / "model.weights.h5")
+        optimizer.build(model.trainable_variables)
+        saved = np.load(target / "optimizer.npz")
+        if len(saved.files) != len(optimizer.variables):
+            raise TrainError(f"{self.folder}: the checkpoint's optimizer does not match this run")
+        for i, v in enumerate(optimizer.variables):
+            v.assign(saved[f"v{i}"])
+        return state
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _same_run(out: Path, opts: TrainOptions) -> bool:
+    """Whether ``out`` holds a run with these options (so it may be resumed)."""
+    meta = out / "checkpoints" / "options.json"
+    return meta.is_file() and json.loads(meta.read_text()) == _options_record(opts)
+
+
+def _options_record(opts: TrainOptions) -> dict[str, Any]:
+    record = asdict(opts)
+    record.pop("command")
+    return json.loads(json.dumps(record, default=str))
+
+
+def train(opts: TrainOptions) -> Path:
+    """Train (or resume) and write the encoder folder; return it."""
+    check_options(opts)
+    if opts.threads:
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import keras
+    import tensorflow as tf
+
+    from model_export import losses
+    from model_export.export import count_macs
+    from model_export.student import StudentConfig, build_student
+
+    if opts.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(opts.threads)
+    out = opts.out
+    if (out / "checkpoints").is_dir() and not _same_run(out, opts):
+        raise TrainError(
+            f"--out {out} holds a training run with other options: give another --out, "
+            "or delete it to start again"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    (out / "checkpoints" / "options.json").write_text(json.dumps(_options_record(opts)))
+
+    split = _subset(
+        split_people(opts.data, opts.val_pairs, opts.val_folds, opts.val_fraction, opts.seed),
+        opts.max_people,
+    )
+    mode = opts.resolved_loss()
+    data = prepare(split, opts.teacher if mode != "triplet" else None)
+    if mode != "triplet" and data.teacher is None:
+        raise TrainError("teacher embeddings are missing from the prepared data")
+    _write_pairs(out / PAIRS_FILE, split, opts.data)
+    (out / "train_people.txt").write_text("".join(f"{n}\n" for n in sorted(split.train)))
+
+    keras.utils.set_random_seed(opts.seed)
+    cfg = StudentConfig(width=opts.width, dropout=opts.dropout)
+    model = build_student(cfg)
+    steps_per_epoch = len(set(data.labels.tolist())) // opts.people_per_batch
+    if steps_per_epoch < 1:
+        raise TrainError(
+            f"{len(set(data.labels.tolist()))} training people: fewer than one batch of "
+            f"{opts.people_per_batch}; lower --people-per-batch"
+        )
+    total = steps_per_epoch * opts.epochs
+    warmup = min(steps_per_epoch, total // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        opts.learning_rate * 0.1,
+        total - warmup,
+        alpha=0.01,
+        warmup_target=opts.learning_rate,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay)
+    ckpt = Checkpoints(out / "checkpoints")
+    state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None}
+    if state["epoch"]:
+        logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)
+    rng = np.random.default_rng(opts.seed)
+    if state["rng"] is not None:
+        rng.bit_generator.state = state["rng"]
+
+    use_triplet, use_distill = mode in ("triplet", "both"), mode in ("distill", "both")
+    distill_fn = (
+        losses.embedding_distillation_loss
+        if opts.distill == "embedding"
+        else losses.distance_distillation_loss
+    )
+    margin, weight = float(opts.margin), float(opts.distill_weight)
+
+    @tf.function(reduce_retracing=True)
+    def step(x: Any, labels: Any, targets: Any) -> dict[str, Any]:
+        with tf.GradientTape() as tape:
+            emb = model(tf.cast(x, tf.float32), training=True)
+            unit = losses.l2_normalize(emb)
+            trip, stats = losses.mine(labels, unit, margin, opts.mining)
+            dist = distill_fn(emb, targets) if use_distill else tf.constant(0.0)
+            loss = (trip if use_triplet else 0.0) + weight * dist
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return {"loss": loss, "triplet": trip, "distill": dist, **stats}
+
+    augment = Augment(size=SIZE, pad=PAD)
+    log_path = out / LOG_FILE
+    if state["epoch"] == 0 or not log_path.is_file():
+        with log_path.open("w", newline="") as f:
+            csv.writer(f).writerow(LOG_COLUMNS)
+    macs = count_macs(model)
+    logger.info(
+        "training %s (%.1f M multiply-adds, %d parameters): %s loss, %d people, %d photos, "
+        "%d steps of %d x %d per epoch, %d epochs; validation: %s",
+        model.name,
+        macs / 1e6,
+        model.count_params(),
+        mode,
+        len(set(data.labels.tolist())),
+        len(data.labels),
+        steps_per_epoch,
+        opts.people_per_batch,
+        opts.images_per_person,
+        opts.epochs,
+        split.how,
+    )
+    report: dict[str, Any] = state.get("last_validation", {})
+    for epoch in range(state["epoch"] + 1, opts.epochs + 1):
+        t0 = time.monotonic()
+        sums: dict[str, float] = {}
+        n = 0
+        it = _prefetch(batches(data, opts, rng, augment))
+        for x, labels, targets in _progress(it, steps_per_epoch, f"epoch {epoch}/{opts.epochs}"):
+            result = step(x, labels, targets)
+            for key, value in result.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            n += 1
+        means = {k: v / max(n, 1) for k, v in sums.items()}
+        if not np.isfinite(means.get("loss", np.nan)):
+            raise TrainError(f"epoch {epoch}: the loss is not finite; lower --learning-rate")
+        report = validate(model, data, split)
+        seconds = time.monotonic() - t0
+        state = {
+            "epoch": epoch,
+            "seconds": state["seconds"] + seconds,
+            "rng": rng.bit_generator.state,
+            "last_validation": report,
+        }
+        row = [
+            epoch,
+            n,
+            round(seconds, 1),
+            float(schedule(optimizer.iterations)),
+            *(
+                round(means.get(k, 0.0), 5)
+                for k in ("loss", "triplet", "distill", "active", "d_ap", "d_an")
+            ),
+            round(report["accuracy_mean"], 4),
+            round(report["tar_at_far"], 4),
+            round(report["auc"], 4),
+            round(report["tau"], 4),
+        ]
+        with log_path.open("a", newline="") as f:
+            csv.writer(f).writerow(row)
+        ckpt.save(model, optimizer, state)
+        logger.info(
+            "epoch %d/%d: loss %.4f (triplet %.4f, distill %.4f, %.0f%% active) | held-out "
+            "pairs: accuracy %.2f%%, TAR@1e-3 %.2f%% | %.0f s",
+            epoch,
+            opts.epochs,
+            means.get("loss", 0),
+            means.get("triplet", 0),
+            means.get("distill", 0),
+            100 * means.get("active", 0),
+            100 * report["accuracy_mean"],
+            100 * report["tar_at_far"],
+            seconds,
+        )
+    plot_log(log_path, out / "training.png")
+    _save_encoder(model, out / ENCODER_FILE)
+    meta = {
+        "format": 1,
+        "name": f"edge-face-student-w{opts.width:g}-{mode}",
+        "command": opts.command,
+        "options": _options_record(opts),
+        "loss": mode,
+        "student": cfg.record(),
+        "macs": macs,
+        "parameters": int(model.count_params()),
+        "input": {
+            "size": SIZE,
+            "color": "RGB",
+            "range": "0-255",
+            "normalisation": "(pixel - 127.5) / 128, inside the graph",
+        },
+        "alignment": "similarity onto the ArcFace 112x112 template, on the detector's five points",
+        "metric": "euclidean on L2-normalised embeddings",
+        "teacher": _teacher_record(opts.teacher) if mode != "triplet" else None,
+        "data": {
+            "root": str(opts.data),
+            "people": len(set(data.labels.tolist())),
+            "photos": len(data.labels),
+            **{k: v for k, v in data.stats.items() if k != "cache"},
+        },
+        "validation": {
+            "pairs_file": PAIRS_FILE,
+            "split": split.how,
+            "final": report,
+            "model": "the last epoch (never selected on these pairs)",
+        },
+        "epochs": opts.epochs,
+        "training_seconds": round(state["seconds"], 1),
+        "machine": _machine(),
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+    return out
+
+
+def _save_encoder(model: Any, path: Path) -> None:
+    tmp = path.with_name("tmp." + path.name)
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def _progress(it: Iterator[Any], total: int, desc: str) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    yield from tqdm(
+        it,
+        total=total,
+        desc=desc,
+        unit="step",
+        leave=False,
+        mininterval=5,
+        disable=None,
+        file=sys.stderr,
+    )
+
+
+def _write_pairs(path: Path, split: Split, root: Path) -> None:
+    """The validation pairs, relative to the data root (``model-export build`` reads them)."""
+    rows = [
+        [p.fold, str(p.left.relative_to(root)), str(p.right.relative_to(root)), p.same]
+        for p in split.val_pairs
+    ]
+    path.write_text(json.dumps({"format": "edge-face pairs 1", "how": split.how, "pairs": rows}))
+
+
+def _teacher_record(bundle: Path | None) -> dict[str, Any] | None:
+    if bundle is None:
+        return None
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return {
+        "bundle": str(bundle),
+        "name": manifest.get("name"),
+        "encoder_id": manifest.get("encoder_id"),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    import platform
+
+    import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+    }
+
+
+def plot_log(log: Path, png: Path) -> None:
+    """Loss and held-out accuracy per epoch, from the CSV log."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: %s not drawn (the CSV has the figures)", png)
+        return
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("loss", "triplet", "distill"):
+        values = [float(r[key]) for r in rows]
+        if any(values):
+            ax1.plot(epochs, values, marker=".", label=key)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(
+        epochs,
+        [100 * float(r["val_accuracy"]) for r in rows],
+        marker=".",
+        label="accuracy (k-fold)",
+    )
+    ax2.plot(
+        epochs,
+        [100 * float(r["val_tar_at_far"]) for r in rows],
+        marker=".",
+        label="TAR at FAR 1e-3",
+    )
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("held-out pairs, %")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = png.with_name("tmp." + png.name)
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    tmp.replace(png)
+
+
+def copy_run(src: Path, dst: Path) -> None:
+    """Copy a finished run's encoder and records (not its checkpoints) to ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (ENCODER_FILE, META_FILE, LOG_FILE, PAIRS_FILE, "training.png", "train_people.txt"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)

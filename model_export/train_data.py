@@ -1,0 +1,246 @@
+"""What ``model-export train`` learns from and is measured on.
+
+- ``split_people``: the training people and the validation pairs, disjoint in people.
+  With a pairs file (LFW's ``pairs_dev.txt``), the pairs of the chosen folds measure the
+  student and every person in them is kept out of training; without one, a fraction of
+  the people (a stable, hash-ordered choice) is held out and pairs are drawn from them.
+- ``prepare``: every photo once through the device's detector (YuNet) and a similarity
+  warp onto the ArcFace template with a border (``PAD`` pixels each side, so shifted and
+  scaled crops stay inside real pixels), and, with a teacher bundle, the teacher's own
+  embedding of each photo and of its mirror image, through the teacher's own device path.
+  The result is cached by the hash of its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.align import ARCFACE_112, SimilarityAligner, make_aligner
+from edge.bundle import load_bundle
+from edge.detect.yunet import YuNetDetector
+from edge.embedder import TFLiteEmbedder
+from model_export.assets import YUNET, cache_dir, wheel_asset
+from model_export.data import IMAGE_SUFFIXES, DataError, Pair, pair_people, read_pairs
+from model_export.evaluate import embed_chips, postprocess
+from model_export.faces import crops_for
+
+logger = logging.getLogger(__name__)
+
+SIZE = 112
+PAD = 16  # border kept around the 112x112 crop for geometric augmentation
+WIDE = SIZE + 2 * PAD
+DETECTOR = {"score_threshold": 0.8, "nms_threshold": 0.3, "max_side": 640}  # as build.py
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    train: dict[str, list[Path]]  # person -> photos
+    val_pairs: list[Pair]
+    how: str
+
+    @property
+    def val_images(self) -> list[Path]:
+        return sorted({p.left for p in self.val_pairs} | {p.right for p in self.val_pairs})
+
+
+def _photos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _people(root: Path) -> dict[str, list[Path]]:
+    if not root.is_dir():
+        raise DataError(f"--data {root}: not a folder (expected one folder per person)")
+    people = {d.name: _photos(d) for d in sorted(root.iterdir()) if d.is_dir()}
+    people = {k: v for k, v in people.items() if v}
+    if not people:
+        raise DataError(f"--data {root}: no person folders with photos in it")
+    return people
+
+
+def split_people(
+    root: Path,
+    pairs_file: Path | None = None,
+    folds: tuple[int, ...] = (4, 5),
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Training people and validation pairs (see the module doc). ``folds`` are 1-based."""
+    people = _people(root)
+    if pairs_file is not None:
+        pairs = [p for p in read_pairs(pairs_file, root) if p.fold + 1 in folds]
+        if not pairs:
+            raise DataError(f"{pairs_file}: no pairs in folds {folds}")
+        held = pair_people(pairs)
+        missing = [p for p in pairs if not (p.left.is_file() and p.right.is_file())]
+        if missing:
+            raise DataError(f"{pairs_file}: {len(missing)} pair photos missing under {root}")
+        train = {k: v for k, v in people.items() if k not in held}
+        how = (
+            f"pairs of folds {','.join(map(str, folds))} of {pairs_file.name} "
+            f"({len(pairs)} pairs, {len(held)} people, all kept out of training)"
+        )
+        return Split(train, pairs, how)
+    order = sorted(people, key=lambda n: hashlib.sha1(n.encode()).hexdigest())
+    multi = [n for n in order if len(people[n]) >= 2]
+    n_held = max(2, round(len(multi) * val_fraction))
+    if len(multi) < n_held + 2:
+        raise DataError(
+            f"--data {root}: too few people with two or more photos ({len(multi)}) to hold "
+            "some out for validation: add photos, or give --val-pairs"
+        )
+    held = multi[:n_held]
+    pairs = generate_pairs({n: people[n] for n in held}, seed=seed)
+    train = {k: v for k, v in people.items() if k not in set(held)}
+    how = (
+        f"{len(held)} people ({val_fraction:.0%} of those with 2+ photos, hash-ordered) held "
+        f"out; {len(pairs)} pairs drawn from them"
+    )
+    return Split(train, pairs, how)
+
+
+def generate_pairs(people: dict[str, list[Path]], folds: int = 5, seed: int = 0) -> list[Pair]:
+    """Same-person and different-person pairs in equal numbers, people disjoint across
+    folds (as LFW's View 2): every two consecutive photos of a person give a same pair."""
+    rng = random.Random(seed)
+    names = sorted(people)
+    folds = max(1, min(folds, len(names) // 2))  # two people at least in every fold
+    rng.shuffle(names)
+    pairs: list[Pair] = []
+    for fold in range(folds):
+        members = names[fold::folds]
+        same = [
+            Pair(fold, photos[i], photos[i + 1], True)
+            for n in members
+            for photos in [people[n]]
+            for i in range(0, len(photos) - 1, 2)
+        ]
+        diff = []
+        for _ in range(len(same)):
+            a, b = rng.sample(members, 2)
+            diff.append(Pair(fold, rng.choice(people[a]), rng.choice(people[b]), False))
+        pairs += same + diff
+    return pairs
+
+
+@dataclass(slots=True)
+class Prepared:
+    wide: NDArray[np.uint8]  # (N, WIDE, WIDE, 3) training faces
+    labels: NDArray[np.int32]  # (N,) person index
+    names: list[str]  # person index -> name
+    teacher: NDArray[np.float32] | None  # (N, D) teacher embedding, unit length
+    teacher_flip: NDArray[np.float32] | None  # of the mirror image
+    val: NDArray[np.uint8]  # (M, SIZE, SIZE, 3) validation faces
+    val_paths: list[Path]
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+def wide_template() -> list[list[float]]:
+    return [[x + PAD, y + PAD] for x, y in ARCFACE_112]
+
+
+def _key(split: Split, teacher: Path | None) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(split.train):
+        for p in split.train[name]:
+            digest.update(f"{p}:{p.stat().st_size}\n".encode())
+    for p in split.val_images:
+        digest.update(f"v{p}\n".encode())
+    if teacher is not None:
+        digest.update((teacher / "manifest.json").read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def prepare(split: Split, teacher: Path | None = None, use_cache: bool = True) -> Prepared:
+    """Aligned faces (and teacher embeddings) for a split; cached by its inputs' hash."""
+    path = cache_dir() / "train" / f"{_key(split, teacher)}.npz"
+    if use_cache and path.is_file():
+        logger.info("prepared faces: reusing %s", path)
+        return _load(path, split)
+    detector = YuNetDetector(wheel_asset(YUNET), **DETECTOR)
+    names = sorted(split.train)
+    photos = [p for n in names for p in split.train[n]]
+    label_of = {p: i for i, n in enumerate(names) for p in split.train[n]}
+    logger.info("aligning %d training photos of %d people", len(photos), len(names))
+    crops = crops_for(photos, detector, SimilarityAligner(WIDE, wide_template()), "training faces")
+    labels = np.array([label_of[p] for p in crops.paths], np.int32)
+    logger.info("aligning %d validation photos", len(split.val_images))
+    val = crops_for(split.val_images, detector, SimilarityAligner(SIZE), "validation faces")
+    teacher_vecs = teacher_flip = None
+    stats: dict[str, object] = {
+        "train_photos": len(crops.paths),
+        "train_no_face": len(crops.no_face),
+        "unreadable": [str(p) for p in crops.unreadable + val.unreadable],
+        "val_photos": len(val.paths),
+        "val_no_face": len(val.no_face),
+    }
+    if teacher is not None:
+        teacher_vecs, teacher_flip = teacher_embeddings(teacher, crops.paths, detector)
+    arrays = {
+        "wide": crops.chips,
+        "labels": labels,
+        "val": val.chips,
+        "train_paths": np.array([str(p) for p in crops.paths]),
+        "val_paths": np.array([str(p) for p in val.paths]),
+        "names": np.array(names),
+        "stats": np.array(repr(stats)),
+    }
+    if teacher_vecs is not None and teacher_flip is not None:
+        arrays |= {"teacher": teacher_vecs, "teacher_flip": teacher_flip}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return _load(path, split)
+
+
+def teacher_embeddings(
+    bundle_dir: Path, paths: list[Path], detector: YuNetDetector
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The teacher bundle's unit embeddings of each photo and of its mirror image, through
+    its own aligner and encoder (a teacher that averages mirrors gives both the same)."""
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    aligner = make_aligner(m.alignment, bundle.root)
+    embedder = TFLiteEmbedder(bundle.path(m.encoder.file), m.encoder, m.encoder_id)
+    crops = crops_for(paths, detector, aligner, "teacher faces")
+    if crops.paths != list(paths):
+        raise DataError("the teacher could not read every training photo the student reads")
+    raw = embed_chips(embedder, crops.chips, f"teacher {m.name}")
+    spec = m.encoder
+    if spec.mirror_average:
+        both = postprocess(raw, spec, True)
+        plain, flip = both, both
+    else:
+        plain = postprocess(raw, spec, False)
+        flip = postprocess({"plain": raw["mirror"], "mirror": raw["plain"]}, spec, False)
+    unit = [v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) for v in (plain, flip)]
+    return unit[0].astype(np.float32), unit[1].astype(np.float32)
+
+
+def _load(path: Path, split: Split) -> Prepared:
+    data = np.load(path)
+    return Prepared(
+        wide=data["wide"],
+        labels=data["labels"],
+        names=[str(n) for n in data["names"]],
+        teacher=data.get("teacher", None),
+        teacher_flip=data.get("teacher_flip", None),
+        val=data["val"],
+        val_paths=[Path(str(p)) for p in data["val_paths"]],
+        stats={"cache": str(path), "split": split.how, **_stats(data)},
+    )
+
+
+def _stats(data: np.lib.npyio.NpzFile) -> dict[str, object]:
+    import ast
+
+    value = ast.literal_eval(str(data["stats"]))
+    return value if isinstance(value, dict) else {}
