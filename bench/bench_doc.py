@@ -337,6 +337,12 @@ def install_section(result: dict[str, Any]) -> str:
     )
 
 
+def _speedups(result: dict[str, Any]) -> str:
+    labels = _labels(result)
+    found = result["pi_estimate"].get("dynamic_speedup_over_float32") or {}
+    return "".join(f" ({labels[k]}: x{v:.2f})" for k, v in found.items())
+
+
 def pi_section(result: dict[str, Any]) -> str:
     pi, labels = result["pi_estimate"], _labels(result)
     boards = pi["boards"]
@@ -360,8 +366,11 @@ def pi_section(result: dict[str, Any]) -> str:
             "**Nothing here ran on a Pi.** Until someone measures on a real board, this "
             "estimates one core of each from multiply-adds per stage and published single-"
             "thread throughput. Network stages: multiply-adds / the board's sustained rate "
-            "for the precision (edge-face's encoder: int8 in LiteRT; YuNet and SFace: their "
-            "weights are int8 block-quantized but OpenCV computes in float). Counted: "
+            "for the precision (edge-face's encoder in LiteRT: an int8 one at the int8 rate; "
+            "a dynamic-range one (int8 weights, float activations: no published Pi figure) at "
+            "the float rate times the speed-up over float32 it showed at build time"
+            f"{_speedups(result)}; YuNet and SFace: their weights are int8 block-quantized but "
+            "OpenCV computes in float). Counted: "
             f"YuNet {macs['yunet_photo'] / 1e6:.0f} M multiply-adds on a 250x250 photo, "
             f"{macs['yunet_frame'] / 1e6:.0f} M on a 640x360 frame; SFace "
             f"{macs['sface'] / 1e6:.0f} M; edge-face's encoder from its manifest (times two "

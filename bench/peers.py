@@ -106,10 +106,21 @@ def edge_system(bundle_dir: Path) -> System:
             "macs": m.encoder.macs,
             "passes": 2 if m.encoder.mirror_average else 1,
             "quantization": m.encoder.quantization,
+            "speedup_over_float32": _speedup(bundle.raw, m.encoder.quantization),
             "detector_file": str(bundle.path(m.detector.file)),
             "raw": {k: bundle.raw.get(k) for k in ("tau", "identify", "evaluation")},
         },
     )
+
+
+def _speedup(manifest: dict[str, Any], quantization: str) -> float | None:
+    """float32 time / this quantization's time per pass, measured at build time (the
+    manifest's quantization candidates), when both were measured."""
+    cands = manifest.get("quantization", {}).get("candidates", {})
+    try:
+        return float(cands["float32"]["ms_per_pass"]) / float(cands[quantization]["ms_per_pass"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
 
 
 def dlib_system() -> System:

@@ -135,16 +135,26 @@ def cross_check(stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def stage_rate(rate: dict[str, float], stage: dict[str, Any]) -> float:
+    """The board's rate for a stage's precision. Dynamic range (int8 weights, float
+    activations) has no published Pi figure: the float rate times the stage's own
+    measured speed-up over float32 (``speedup``, from the bundle's build-time timings)."""
+    if stage["precision"] == "dynamic":
+        return rate["fp32"] * float(stage.get("speedup") or 1.0)
+    return rate[stage["precision"]]
+
+
 def estimate(stages: dict[str, dict[str, Any]], x86_fp32_rate: float) -> dict[str, Any]:
     """Per board and stage, ms. ``stages``: name -> {"ms": measured here, "macs": or None,
-    "precision": "int8"/"fp32"}; stages without multiply-adds are scaled from "ms"."""
+    "precision": "int8"/"fp32"/"dynamic" (with "speedup")}; stages without multiply-adds
+    are scaled from "ms"."""
     rates = board_rates()
     out: dict[str, Any] = {}
     for board, rate in rates.items():
         per: dict[str, Any] = {}
         for name, s in stages.items():
             if s.get("macs"):
-                per[name] = {"ms": s["macs"] / rate[s["precision"]] * 1000.0, "how": "macs"}
+                per[name] = {"ms": s["macs"] / stage_rate(rate, s) * 1000.0, "how": "macs"}
             else:
                 per[name] = {"ms": s["ms"] * x86_fp32_rate / rate["fp32"], "how": "scaled"}
         out[board] = per

@@ -140,14 +140,45 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clip-frames", type=int, help="at most N frames of the clip (quick runs)")
     p.add_argument("--distractors", type=int, default=60, help="LFW people in the clip's gallery")
     p.add_argument("--fresh", action="store_true", help="redo the cached photo passes")
+    p.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="measure nothing: re-derive the Pi estimate, the plots and the doc from --out",
+    )
     p.add_argument("--out", type=Path, default=RESULT)
     p.add_argument("--doc", type=Path, default=DOC)
     p.add_argument("--plots", type=Path, default=PLOTS)
     return p.parse_args()
 
 
+def systems_for(bundles: list[Path]) -> list[peers.System]:
+    edges: list[peers.System] = []
+    for b in bundles:
+        s = peers.edge_system(b)
+        if any(e.key == s.key for e in edges):  # two builds of one bundle name
+            s = replace(s, key=f"{s.key}#{len(edges) + 1}", label=f"{s.label} [{b}]")
+        edges.append(s)
+    return [*edges, peers.dlib_system(), peers.sface_system()]
+
+
+def estimate_only(args: argparse.Namespace) -> None:
+    """Re-derive what is computed from the measurements (after a change to that code)."""
+    result = json.loads(args.out.read_text())
+    systems = systems_for(args.bundle or [REPO / "build" / "bundle"])
+    if [s.key for s in systems] != [s["key"] for s in result["systems"]]:
+        raise SystemExit(f"--bundle must name the bundles of {args.out}'s run, in its order")
+    result["pi_estimate"] = suite_pi.pi_estimate_for(result, systems)
+    result["plots"] = [os.path.relpath(p, REPO) for p in plots.draw_all(result, args.plots)]
+    args.out.write_text(json.dumps(report.rounded(result), indent=1) + "\n")
+    args.doc.write_text(bench_doc.render(result, args.doc, args.out))
+    step(f"re-derived the Pi estimate, plots and {os.path.relpath(args.doc, REPO)}")
+
+
 def main() -> None:
     args = parse_args()
+    if args.estimate_only:
+        estimate_only(args)
+        return
     root = data_root()
     load_start = os.getloadavg()
     pairs_file = args.pairs or root / "lfw_protocol" / "pairs_dev.txt"
@@ -161,14 +192,7 @@ def main() -> None:
     )
 
     step("systems: the peers' venvs (created and measured on first use) and the bundles")
-    bundles = args.bundle or [REPO / "build" / "bundle"]
-    edges: list[peers.System] = []
-    for b in bundles:
-        s = peers.edge_system(b)
-        if any(e.key == s.key for e in edges):  # two builds of one bundle name
-            s = replace(s, key=f"{s.key}#{len(edges) + 1}", label=f"{s.label} [{b}]")
-        edges.append(s)
-    systems = [*edges, peers.dlib_system(), peers.sface_system()]
+    systems = systems_for(args.bundle or [REPO / "build" / "bundle"])
     installs = {s.key: s.info.get("install") for s in systems if s.kind == "peer"}
     edge_install = peers.edge_install()
     for s in systems:

@@ -54,6 +54,7 @@ def pi_estimate_for(result: dict[str, Any], systems: list[System]) -> dict[str, 
     x86_fp32 = statistics.median(s["macs"] / (s["ms"] / 1000) for s in opencv.values())
     per_system: dict[str, Any] = {}
     details: dict[str, Any] = {}
+    speedups: dict[str, float] = {}
     for s in systems:
         stages = _stages(s, speed, clip, macs)
         if s.kind == "edge" and s.info.get("macs"):
@@ -64,6 +65,8 @@ def pi_estimate_for(result: dict[str, Any], systems: list[System]) -> dict[str, 
             }
         est = pi_estimate.estimate(stages, x86_fp32)
         details[s.key] = est["ms"]
+        if stages["embed"].get("precision") == "dynamic":
+            speedups[s.key] = stages["embed"].get("speedup", 1.0)
         faces = clip[s.key]["faces_per_frame"]
         per_system[s.key] = {}
         for board, ms in est["ms"].items():
@@ -85,6 +88,7 @@ def pi_estimate_for(result: dict[str, Any], systems: list[System]) -> dict[str, 
         "cross_check": pi_estimate.cross_check(cross),
         "stages": details,
         "per_system": per_system,
+        "dynamic_speedup_over_float32": speedups,
     }
 
 
@@ -106,14 +110,20 @@ def _stages(
     else:
         quant = str(s.info.get("quantization", "int8"))
         n = (s.info.get("macs") or 0) * s.info.get("passes", 1)
-        embed = {
-            "ms": measured["embed"],
-            "macs": n or None,
-            "precision": "fp32" if quant in ("float32", "float16", "none") else "int8",
-        }
+        embed = {"ms": measured["embed"], "macs": n or None, "precision": _precision(quant)}
+        if quant == "dynamic":
+            # int8 weights, float activations: no published Pi figure; the float rate times
+            # the speed-up over float32 this bundle showed at build time (1 if unknown)
+            embed["speedup"] = s.info.get("speedup_over_float32") or 1.0
     return {
         "detect": {"ms": measured["detect"], "macs": macs["yunet_photo"], "precision": "fp32"},
         "detect_frame": {"ms": frame_detect, "macs": macs["yunet_frame"], "precision": "fp32"},
         "align": {"ms": measured["align"], "macs": None},
         "embed": embed,
     }
+
+
+def _precision(quantization: str) -> str:
+    if quantization in ("float32", "float16", "none"):
+        return "fp32"
+    return "dynamic" if quantization == "dynamic" else "int8"
