@@ -207,6 +207,27 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     help="Width multiplier of the network (0.5: about 59 M multiply-adds per face).",
 )
 @click.option(
+    "--init",
+    type=click.Choice(["scratch", "teacher"]),
+    default="scratch",
+    show_default=True,
+    help="teacher: cut the student out of the teacher's encoder (a plain chain, as SFace) "
+    "instead of starting from random weights.",
+)
+@click.option(
+    "--keep",
+    type=click.FloatRange(0.05, 1),
+    default=0.33,
+    show_default=True,
+    help="With --init teacher: the fraction of each layer's channels kept.",
+)
+@click.option(
+    "--drop-blocks",
+    default="conv_11,conv_12",
+    show_default=True,
+    help="With --init teacher: the teacher's blocks to leave out (comma-separated; '' none).",
+)
+@click.option(
     "--val-pairs",
     type=ExistingFile,
     default=None,
@@ -215,11 +236,16 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option("--val-folds", default="4,5", show_default=True, help="Folds of --val-pairs to use.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quick", is_flag=True, help="A few minutes: 300 people, 4 epochs (a smoke test).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="A smoke test of the whole loop: 4 epochs, one validation fold (about 6 min).",
+)
 def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
-          per_person: int, learning_rate: float, width: float, val_pairs: Path | None,
-          val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
+          per_person: int, learning_rate: float, width: float, init: str, keep: float,
+          drop_blocks: str, val_pairs: Path | None, val_folds: str, seed: int,
+          quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
 
     DATA is one folder per person. The network is MobileFaceNet-shaped (ReLU, 112x112
@@ -248,7 +274,9 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
     opts = TrainOptions(data=root.resolve(), out=out, teacher=teacher, loss=loss, epochs=epochs,
                         people_per_batch=people, images_per_person=per_person, mining=mining,
                         margin=margin, distill=distill, distill_weight=distill_weight,
-                        learning_rate=learning_rate, width=width, val_pairs=val_pairs,
+                        learning_rate=learning_rate, width=width, init=init, keep=keep,
+                        drop_blocks=tuple(b for b in drop_blocks.split(",") if b),
+                        val_pairs=val_pairs,
                         val_folds=folds, seed=seed, command=["model-export", *sys.argv[1:]])  # fmt: skip
     if quick:
         opts = quick_options(opts)

@@ -80,6 +80,9 @@ class TrainOptions:
     learning_rate: float = 2e-3
     weight_decay: float = 5e-4
     width: float = 0.5
+    init: str = "scratch"  # or "teacher": cut out of the teacher's encoder (model_export.prune)
+    keep: float = 0.33  # with init="teacher": the fraction of each layer's channels kept
+    drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
     dropout: float = 0.0
     val_pairs: Path | None = None
     val_folds: tuple[int, ...] = (4, 5)
@@ -97,10 +100,9 @@ class TrainOptions:
 
 
 def quick_options(opts: TrainOptions) -> TrainOptions:
-    """A few minutes on 2 cores: 300 people, 4 epochs, one validation fold."""
-    return replace(
-        opts, epochs=min(opts.epochs, 4), max_people=300, val_folds=opts.val_folds[-1:], quick=True
-    )
+    """A smoke test of the whole loop (about 6 minutes on 2 cores): 4 epochs, validated on
+    one fold of pairs (so more people are left to train on)."""
+    return replace(opts, epochs=min(opts.epochs, 4), val_folds=opts.val_folds[-1:], quick=True)
 
 
 def check_options(opts: TrainOptions) -> None:
@@ -118,6 +120,10 @@ def check_options(opts: TrainOptions) -> None:
         raise TrainError(f"--distill {opts.distill}: choose one of {', '.join(DISTILL)}")
     if opts.people_per_batch < 2 or opts.images_per_person < 2:
         raise TrainError("a batch needs at least 2 people and 2 photos per person")
+    if opts.init not in ("scratch", "teacher"):
+        raise TrainError(f"--init {opts.init}: choose scratch or teacher")
+    if opts.init == "teacher" and opts.teacher is None:
+        raise TrainError("--init teacher needs --teacher BUNDLE")
     if opts.epochs < 1:
         raise TrainError("--epochs must be at least 1")
 
@@ -304,7 +310,10 @@ def train(opts: TrainOptions) -> Path:
 
     keras.utils.set_random_seed(opts.seed)
     cfg = StudentConfig(width=opts.width, dropout=opts.dropout)
-    model = build_student(cfg)
+    if opts.init == "teacher":
+        model, student_record = student_from_teacher(opts)
+    else:
+        model, student_record = build_student(cfg), {"init": "scratch", **cfg.record()}
     steps_per_epoch = len(set(data.labels.tolist())) // opts.people_per_batch
     if steps_per_epoch < 1:
         raise TrainError(
@@ -322,7 +331,7 @@ def train(opts: TrainOptions) -> Path:
     )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay)
     ckpt = Checkpoints(out / "checkpoints")
-    state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None}
+    state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None, "log": []}
     if state["epoch"]:
         logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)
     rng = np.random.default_rng(opts.seed)
@@ -351,9 +360,7 @@ def train(opts: TrainOptions) -> Path:
 
     augment = Augment(size=SIZE, pad=PAD)
     log_path = out / LOG_FILE
-    if state["epoch"] == 0 or not log_path.is_file():
-        with log_path.open("w", newline="") as f:
-            csv.writer(f).writerow(LOG_COLUMNS)
+    write_log(log_path, state["log"])  # the checkpoint's rows: a resumed run's log is whole
     macs = count_macs(model)
     logger.info(
         "training %s (%.1f M multiply-adds, %d parameters): %s loss, %d people, %d photos, "
@@ -386,12 +393,6 @@ def train(opts: TrainOptions) -> Path:
             raise TrainError(f"epoch {epoch}: the loss is not finite; lower --learning-rate")
         report = validate(model, data, split)
         seconds = time.monotonic() - t0
-        state = {
-            "epoch": epoch,
-            "seconds": state["seconds"] + seconds,
-            "rng": rng.bit_generator.state,
-            "last_validation": report,
-        }
         row = [
             epoch,
             n,
@@ -406,9 +407,15 @@ def train(opts: TrainOptions) -> Path:
             round(report["auc"], 4),
             round(report["tau"], 4),
         ]
-        with log_path.open("a", newline="") as f:
-            csv.writer(f).writerow(row)
+        state = {
+            "epoch": epoch,
+            "seconds": state["seconds"] + seconds,
+            "rng": rng.bit_generator.state,
+            "last_validation": report,
+            "log": [*state["log"], row],
+        }
         ckpt.save(model, optimizer, state)
+        write_log(log_path, state["log"])
         logger.info(
             "epoch %d/%d: loss %.4f (triplet %.4f, distill %.4f, %.0f%% active) | held-out "
             "pairs: accuracy %.2f%%, TAR@1e-3 %.2f%% | %.0f s",
@@ -426,11 +433,11 @@ def train(opts: TrainOptions) -> Path:
     _save_encoder(model, out / ENCODER_FILE)
     meta = {
         "format": 1,
-        "name": f"edge-face-student-w{opts.width:g}-{mode}",
+        "name": f"edge-face-student-{_short(opts)}-{mode}",
         "command": opts.command,
         "options": _options_record(opts),
         "loss": mode,
-        "student": cfg.record(),
+        "student": {**student_record, "embedding_size": int(model.output.shape[-1])},
         "macs": macs,
         "parameters": int(model.count_params()),
         "input": {
@@ -460,6 +467,47 @@ def train(opts: TrainOptions) -> Path:
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
     return out
+
+
+def write_log(path: Path, rows: list[list[Any]]) -> None:
+    """The CSV log, rewritten whole from the checkpoint's rows (atomically)."""
+    tmp = path.with_name("tmp." + path.name)
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOG_COLUMNS)
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _short(opts: TrainOptions) -> str:
+    return f"cut{opts.keep:g}" if opts.init == "teacher" else f"w{opts.width:g}"
+
+
+def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any]]:
+    """The student cut out of the teacher bundle's own encoder (its float Keras model)."""
+    from model_export.encoders import EncoderError, resolve_encoder
+    from model_export.prune import PruneError, pruned_student
+
+    assert opts.teacher is not None
+    manifest = json.loads((opts.teacher / "manifest.json").read_text())
+    source = manifest.get("provenance", {}).get("encoder_source")
+    if not source:
+        raise TrainError(
+            f"--teacher {opts.teacher}: its manifest does not say which encoder it holds"
+        )
+    try:
+        teacher = resolve_encoder(source).keras_model()
+        model, report = pruned_student(teacher, opts.keep, opts.drop_blocks)
+    except (EncoderError, PruneError) as exc:
+        raise TrainError(f"--init teacher: {exc}") from exc
+    return model, {
+        "init": "teacher",
+        "teacher_encoder": source,
+        "keep": opts.keep,
+        "dropped_blocks": report.dropped,
+        "channels": report.kept,
+        "prelu_replaced_by_relu": len(report.prelu_slopes),
+    }
 
 
 def _save_encoder(model: Any, path: Path) -> None:

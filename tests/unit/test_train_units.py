@@ -549,7 +549,7 @@ def test_check_options_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
 def test_quick_options(tmp_path: Path, train_mod: ModuleType) -> None:
     opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", margin=0.3)
     quick = train_mod.quick_options(opts)
-    assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, 300, (5,), True)
+    assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, None, (5,), True)
     assert quick.margin == 0.3 and quick.data == tmp_path  # the rest is kept
     assert train_mod.quick_options(replace(opts, epochs=2)).epochs == 2
     train_mod.check_options(quick)
@@ -680,3 +680,26 @@ def test_plot_log(tmp_path: Path, train_mod: ModuleType) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 5000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "training.png"]
+
+
+def test_pruned_student_of_sface(train_mod: ModuleType) -> None:
+    """Cut out of the real SFace graph: keep=1 without ReLU or batch norm is the teacher
+    itself; a third of the channels with two blocks left out is a quarter of dlib's
+    multiply-adds, ReLU only."""
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("onnx")
+    from model_export.encoders import resolve_encoder
+    from model_export.export import count_macs
+    from model_export.prune import PruneError, pruned_student
+
+    teacher = resolve_encoder("sface").keras_model()
+    x = np.random.default_rng(0).uniform(0, 255, (2, 112, 112, 3)).astype(np.float32)
+    same, _ = pruned_student(teacher, 1.0, relu=False, batch_norm=False)
+    assert np.abs(np.asarray(same(x)) - np.asarray(teacher(x))).max() < 1e-4
+    small, report = pruned_student(teacher, 0.33, ("conv_11", "conv_12"))
+    assert count_macs(small) <= 271e6 / 4
+    assert report.dropped == ["conv_11", "conv_12"]
+    assert not any(isinstance(ly, keras.layers.PReLU) for ly in small.layers)
+    assert small(x).shape == (2, 128)
+    with pytest.raises(PruneError, match="changes the shape"):
+        pruned_student(teacher, 0.5, ("conv_13",))
