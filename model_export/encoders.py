@@ -128,6 +128,12 @@ def resolve_encoder(arg: str) -> EncoderSource:
     )
 
 
+def arcface_alignment(size: int) -> dict[str, Any]:
+    """A similarity warp onto the ArcFace template, scaled to a ``size`` x ``size`` input."""
+    template = [[round(x * size / 112, 4), round(y * size / 112, 4)] for x, y in ARCFACE_112]
+    return {"type": "similarity", "size": size, "template": template}
+
+
 def onnx_source(path: Path) -> EncoderSource:
     """An ONNX face encoder: SFace (recognised by its sha256) or any other by path."""
     from model_export.onnx_import import OnnxImportError, inspect_onnx
@@ -143,8 +149,7 @@ def onnx_source(path: Path) -> EncoderSource:
         )
     digest = sha256_file(path)
     size = info.height
-    template = [[round(x * size / 112, 4), round(y * size / 112, 4)] for x, y in ARCFACE_112]
-    alignment = {"type": "similarity", "size": size, "template": template}
+    alignment = arcface_alignment(size)
     if digest == SFACE.sha256:
         return EncoderSource(
             kind="onnx",
@@ -196,7 +201,6 @@ def trained_source(folder: Path) -> EncoderSource:
         loss, photos, people = meta["loss"], meta["data"]["photos"], meta["data"]["people"]
     except (ValueError, KeyError, TypeError) as exc:
         raise EncoderError(f"{meta_file}: unreadable training record ({exc})") from exc
-    template = [[round(x * size / 112, 4), round(y * size / 112, 4)] for x, y in ARCFACE_112]
     teacher = meta.get("teacher") or {}
     return EncoderSource(
         kind="trained",
@@ -207,7 +211,7 @@ def trained_source(folder: Path) -> EncoderSource:
         embedding_size=embedding,
         metric="euclidean",
         l2_normalize=True,
-        alignment={"type": "similarity", "size": size, "template": template},
+        alignment=arcface_alignment(size),
         reference_tau=round(float(final["tau"]), 6),  # on the held-out pairs, in float
         licence="edge-face's own model (trained by model-export train); see the training data's terms",
         provenance=(

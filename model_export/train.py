@@ -200,12 +200,12 @@ def embed(model: Any, faces: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def validate(model: Any, data: Prepared, split: Split) -> dict[str, Any]:
+    from model_export.evaluate import pair_distances
+
     vectors = embed(model, data.val)
     index = {p: i for i, p in enumerate(data.val_paths)}
     pairs = [p for p in split.val_pairs if p.left in index and p.right in index]
-    a = vectors[[index[p.left] for p in pairs]]
-    b = vectors[[index[p.right] for p in pairs]]
-    d = np.linalg.norm(a - b, axis=1)
+    d = pair_distances(vectors, index, pairs, "euclidean")
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     return verification_report(d, same, folds)
@@ -314,10 +314,11 @@ def train(opts: TrainOptions) -> Path:
         model, student_record = student_from_teacher(opts)
     else:
         model, student_record = build_student(cfg), {"init": "scratch", **cfg.record()}
-    steps_per_epoch = len(set(data.labels.tolist())) // opts.people_per_batch
+    people = len(set(data.labels.tolist()))
+    steps_per_epoch = people // opts.people_per_batch
     if steps_per_epoch < 1:
         raise TrainError(
-            f"{len(set(data.labels.tolist()))} training people: fewer than one batch of "
+            f"{people} training people: fewer than one batch of "
             f"{opts.people_per_batch}; lower --people-per-batch"
         )
     total = steps_per_epoch * opts.epochs
@@ -369,7 +370,7 @@ def train(opts: TrainOptions) -> Path:
         macs / 1e6,
         model.count_params(),
         mode,
-        len(set(data.labels.tolist())),
+        people,
         len(data.labels),
         steps_per_epoch,
         opts.people_per_batch,
@@ -451,7 +452,7 @@ def train(opts: TrainOptions) -> Path:
         "teacher": _teacher_record(opts.teacher) if mode != "triplet" else None,
         "data": {
             "root": str(opts.data),
-            "people": len(set(data.labels.tolist())),
+            "people": people,
             "photos": len(data.labels),
             **{k: v for k, v in data.stats.items() if k != "cache"},
         },

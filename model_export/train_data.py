@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from edge.bundle import load_bundle
 from edge.detect.yunet import YuNetDetector
 from edge.embedder import TFLiteEmbedder
 from model_export.assets import YUNET, cache_dir, wheel_asset
+from model_export.build import DETECTOR
 from model_export.data import IMAGE_SUFFIXES, DataError, Pair, pair_people, read_pairs
 from model_export.evaluate import embed_chips, postprocess
 from model_export.faces import crops_for
@@ -37,7 +39,6 @@ logger = logging.getLogger(__name__)
 SIZE = 112
 PAD = 16  # border kept around the 112x112 crop for geometric augmentation
 WIDE = SIZE + 2 * PAD
-DETECTOR = {"score_threshold": 0.8, "nms_threshold": 0.3, "max_side": 640}  # as build.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,7 @@ def prepare(split: Split, teacher: Path | None = None, use_cache: bool = True) -
         "train_paths": np.array([str(p) for p in crops.paths]),
         "val_paths": np.array([str(p) for p in val.paths]),
         "names": np.array(names),
-        "stats": np.array(repr(stats)),
+        "stats": np.array(json.dumps(stats)),
     }
     if teacher_vecs is not None and teacher_flip is not None:
         arrays |= {"teacher": teacher_vecs, "teacher_flip": teacher_flip}
@@ -261,7 +262,5 @@ def _load(path: Path, split: Split) -> Prepared:
 
 
 def _stats(data: np.lib.npyio.NpzFile) -> dict[str, object]:
-    import ast
-
-    value = ast.literal_eval(str(data["stats"]))
+    value = json.loads(str(data["stats"]))
     return value if isinstance(value, dict) else {}
