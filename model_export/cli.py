@@ -36,6 +36,23 @@ def _data_root(value: Path | None) -> Path:
     return root
 
 
+def _keep(value: str) -> float | dict[int, float]:
+    """--keep: one fraction, or height:fraction entries."""
+    try:
+        if ":" not in value:
+            table = {0: float(value)}
+        else:
+            table = {int(h): float(f) for h, f in (part.split(":") for part in value.split(","))}
+    except ValueError:
+        raise click.UsageError(
+            f"--keep {value}: expected a fraction (0.33) or height:fraction entries "
+            "(56:0.25,14:0.5)"
+        ) from None
+    if not all(0.05 <= f <= 1 for f in table.values()):
+        raise click.UsageError(f"--keep {value}: each fraction must be within 0.05-1")
+    return table[0] if ":" not in value else table
+
+
 def _table(rows: list[tuple[str, Any]]) -> str:
     width = max(len(k) for k, _ in rows)
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
@@ -216,10 +233,35 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--keep",
-    type=click.FloatRange(0.05, 1),
-    default=0.33,
+    default="0.33",
     show_default=True,
-    help="With --init teacher: the fraction of each layer's channels kept.",
+    help="With --init teacher: the fraction of each layer's channels kept; or one per "
+    "resolution, by the height of the layer's maps: 56:0.25,28:0.35,14:0.5,7:0.75 "
+    "(a layer takes the entry of the smallest height at or above its own).",
+)
+@click.option(
+    "--stem-stride",
+    type=click.Choice(["1", "2"]),
+    default="1",
+    show_default=True,
+    help="With --init teacher: 2 runs the first convolution at stride 2 (and the first "
+    "downsampling one at stride 1): the same maps after them, a quarter of their cost.",
+)
+@click.option(
+    "--hints",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="With --init teacher: weight of the teacher's own activations as targets "
+    "(the teacher runs inside every step; 0: its embeddings only).",
+)
+@click.option(
+    "--mixup",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="With --loss distill --init teacher: fraction of each batch replaced by blends of "
+    "two people's faces, labelled by the teacher.",
 )
 @click.option(
     "--drop-blocks",
@@ -243,9 +285,9 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
-          per_person: int, learning_rate: float, width: float, init: str, keep: float,
-          drop_blocks: str, val_pairs: Path | None, val_folds: str, seed: int,
-          quick: bool) -> None:  # fmt: skip
+          per_person: int, learning_rate: float, width: float, init: str, keep: str,
+          stem_stride: str, hints: float, mixup: float, drop_blocks: str,
+          val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
 
     DATA is one folder per person. The network is MobileFaceNet-shaped (ReLU, 112x112
@@ -274,7 +316,8 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
     opts = TrainOptions(data=root.resolve(), out=out, teacher=teacher, loss=loss, epochs=epochs,
                         people_per_batch=people, images_per_person=per_person, mining=mining,
                         margin=margin, distill=distill, distill_weight=distill_weight,
-                        learning_rate=learning_rate, width=width, init=init, keep=keep,
+                        learning_rate=learning_rate, width=width, init=init,
+                        keep=_keep(keep), stem_stride=int(stem_stride), hints=hints, mixup=mixup,
                         drop_blocks=tuple(b for b in drop_blocks.split(",") if b),
                         val_pairs=val_pairs,
                         val_folds=folds, seed=seed, command=["model-export", *sys.argv[1:]])  # fmt: skip

@@ -50,6 +50,7 @@ LOG_COLUMNS = [
     "loss",
     "triplet",
     "distill",
+    "hint",
     "active",
     "d_ap",
     "d_an",
@@ -81,8 +82,11 @@ class TrainOptions:
     weight_decay: float = 5e-4
     width: float = 0.5
     init: str = "scratch"  # or "teacher": cut out of the teacher's encoder (model_export.prune)
-    keep: float = 0.33  # with init="teacher": the fraction of each layer's channels kept
+    keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
     drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
+    stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
+    hints: float = 1.0  # init="teacher": weight of the teacher's activations (live_teacher)
+    mixup: float = 0.0  # distill only: fraction of each batch mixed from two people's faces
     dropout: float = 0.0
     val_pairs: Path | None = None
     val_folds: tuple[int, ...] = (4, 5)
@@ -126,6 +130,16 @@ def check_options(opts: TrainOptions) -> None:
         raise TrainError("--init teacher needs --teacher BUNDLE")
     if opts.epochs < 1:
         raise TrainError("--epochs must be at least 1")
+    if opts.mixup and opts.resolved_loss() != "distill":
+        raise TrainError("--mixup needs --loss distill (a mixed face has no one identity)")
+    if opts.mixup and opts.init != "teacher":
+        raise TrainError("--mixup needs --init teacher (the teacher in the loop labels mixes)")
+
+
+def live(opts: TrainOptions) -> bool:
+    """Whether the teacher runs inside the training step (a cut student that learns from
+    it): targets for every augmented crop, and hints."""
+    return opts.init == "teacher" and opts.resolved_loss() != "triplet"
 
 
 def _subset(split: Split, max_people: int | None) -> Split:
@@ -162,7 +176,31 @@ def batches(
             faces[j], flipped = augment(data.wide[row], rng)
             if data.teacher is not None and data.teacher_flip is not None:
                 targets[j] = (data.teacher_flip if flipped else data.teacher)[row]
+        if opts.mixup:
+            mix(faces, data.labels[rows], opts.mixup, rng)
         yield faces, data.labels[rows], targets
+
+
+def mix(faces: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator) -> None:
+    """Replace a ``fraction`` of the faces, in place, by a blend of that face and another
+    person's (weight 0.3-0.7): faces no one has, for a teacher in the loop to label."""
+    n = len(faces)
+    source = faces.copy()  # blends of the faces as they came, never of earlier blends
+    for j in np.flatnonzero(rng.random(n) < fraction):
+        others = np.flatnonzero(labels != labels[j])
+        if not len(others):
+            continue
+        k = int(rng.choice(others))
+        w = rng.uniform(0.3, 0.7)
+        faces[j] = np.rint(w * source[j] + (1 - w) * source[k]).astype(np.uint8)
+
+
+def with_teacher(it: Iterator[Any], runner: Any) -> Iterator[Any]:
+    """Each batch with the teacher's outputs on its faces as they are (augmented, mixed):
+    (faces, labels, teacher embeddings, *teacher maps)."""
+    for faces, labels, _ in it:
+        embedding, *maps = runner(faces)
+        yield (faces, labels, embedding, *maps)
 
 
 def _prefetch(it: Iterator[Any], depth: int = 3) -> Iterator[Any]:
@@ -302,16 +340,18 @@ def train(opts: TrainOptions) -> Path:
         opts.max_people,
     )
     mode = opts.resolved_loss()
-    data = prepare(split, opts.teacher if mode != "triplet" else None)
-    if mode != "triplet" and data.teacher is None:
+    in_loop = live(opts)
+    data = prepare(split, opts.teacher if mode != "triplet" and not in_loop else None)
+    if mode != "triplet" and not in_loop and data.teacher is None:
         raise TrainError("teacher embeddings are missing from the prepared data")
     _write_pairs(out / PAIRS_FILE, split, opts.data)
     (out / "train_people.txt").write_text("".join(f"{n}\n" for n in sorted(split.train)))
 
     keras.utils.set_random_seed(opts.seed)
     cfg = StudentConfig(width=opts.width, dropout=opts.dropout)
+    teacher_model = None
     if opts.init == "teacher":
-        model, student_record = student_from_teacher(opts)
+        model, student_record, teacher_model, cut = student_from_teacher(opts)
     else:
         model, student_record = build_student(cfg), {"init": "scratch", **cfg.record()}
     people = len(set(data.labels.tolist()))
@@ -345,19 +385,35 @@ def train(opts: TrainOptions) -> Path:
         if opts.distill == "embedding"
         else losses.distance_distillation_loss
     )
-    margin, weight = float(opts.margin), float(opts.distill_weight)
+    margin, weight, hint_weight = float(opts.margin), float(opts.distill_weight), opts.hints
+    pair = None
+    if in_loop:
+        from model_export.live_teacher import centred_targets, hint_loss, live_teacher
+
+        centre = data.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
+        pair = live_teacher(teacher_model, model, cut, centre)
+        student_record["hinted"] = pair.names
+        mean = tf.constant(pair.mean)
 
     @tf.function(reduce_retracing=True)
-    def step(x: Any, labels: Any, targets: Any) -> dict[str, Any]:
+    def step(x: Any, labels: Any, targets: Any, maps: tuple[Any, ...]) -> dict[str, Any]:
+        x = tf.cast(x, tf.float32)
+        if pair is not None:
+            targets = centred_targets(targets, mean)
         with tf.GradientTape() as tape:
-            emb = model(tf.cast(x, tf.float32), training=True)
+            if pair is not None:
+                s_out = pair.student(x, training=True)
+                emb = s_out[0]
+                hint = hint_loss(s_out[1:], list(maps)) if hint_weight else 0.0
+            else:
+                emb, hint = model(x, training=True), 0.0
             unit = losses.l2_normalize(emb)
             trip, stats = losses.mine(labels, unit, margin, opts.mining)
             dist = distill_fn(emb, targets) if use_distill else tf.constant(0.0)
-            loss = (trip if use_triplet else 0.0) + weight * dist
+            loss = (trip if use_triplet else 0.0) + weight * dist + hint_weight * hint
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return {"loss": loss, "triplet": trip, "distill": dist, **stats}
+        return {"loss": loss, "triplet": trip, "distill": dist, "hint": hint, **stats}
 
     augment = Augment(size=SIZE, pad=PAD)
     log_path = out / LOG_FILE
@@ -383,9 +439,14 @@ def train(opts: TrainOptions) -> Path:
         t0 = time.monotonic()
         sums: dict[str, float] = {}
         n = 0
-        it = _prefetch(batches(data, opts, rng, augment))
-        for x, labels, targets in _progress(it, steps_per_epoch, f"epoch {epoch}/{opts.epochs}"):
-            result = step(x, labels, targets)
+        it = batches(data, opts, rng, augment)
+        if pair is not None:
+            it = with_teacher(it, pair.runner)
+        it = _prefetch(it)
+        for x, labels, targets, *maps in _progress(
+            it, steps_per_epoch, f"epoch {epoch}/{opts.epochs}"
+        ):
+            result = step(x, labels, targets, tuple(maps))
             for key, value in result.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
             n += 1
@@ -401,7 +462,7 @@ def train(opts: TrainOptions) -> Path:
             float(schedule(optimizer.iterations)),
             *(
                 round(means.get(k, 0.0), 5)
-                for k in ("loss", "triplet", "distill", "active", "d_ap", "d_an")
+                for k in ("loss", "triplet", "distill", "hint", "active", "d_ap", "d_an")
             ),
             round(report["accuracy_mean"], 4),
             round(report["tar_at_far"], 4),
@@ -418,13 +479,14 @@ def train(opts: TrainOptions) -> Path:
         ckpt.save(model, optimizer, state)
         write_log(log_path, state["log"])
         logger.info(
-            "epoch %d/%d: loss %.4f (triplet %.4f, distill %.4f, %.0f%% active) | held-out "
+            "epoch %d/%d: loss %.4f (triplet %.4f, distill %.4f, hint %.4f, %.0f%% active) | held-out "
             "pairs: accuracy %.2f%%, TAR@1e-3 %.2f%% | %.0f s",
             epoch,
             opts.epochs,
             means.get("loss", 0),
             means.get("triplet", 0),
             means.get("distill", 0),
+            means.get("hint", 0),
             100 * means.get("active", 0),
             100 * report["accuracy_mean"],
             100 * report["tar_at_far"],
@@ -481,11 +543,15 @@ def write_log(path: Path, rows: list[list[Any]]) -> None:
 
 
 def _short(opts: TrainOptions) -> str:
-    return f"cut{opts.keep:g}" if opts.init == "teacher" else f"w{opts.width:g}"
+    if opts.init != "teacher":
+        return f"w{opts.width:g}"
+    keep = opts.keep if isinstance(opts.keep, float | int) else min(opts.keep.values())
+    return f"cut{keep:g}"
 
 
-def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any]]:
-    """The student cut out of the teacher bundle's own encoder (its float Keras model)."""
+def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, Any]:
+    """The student cut out of the teacher bundle's own encoder (its float Keras model);
+    what was kept; the teacher model; the cut's report."""
     from model_export.encoders import EncoderError, resolve_encoder
     from model_export.prune import PruneError, pruned_student
 
@@ -498,17 +564,21 @@ def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any]]:
         )
     try:
         teacher = resolve_encoder(source).keras_model()
-        model, report = pruned_student(teacher, opts.keep, opts.drop_blocks)
+        model, report = pruned_student(
+            teacher, opts.keep, opts.drop_blocks, stem_stride=opts.stem_stride
+        )
     except (EncoderError, PruneError) as exc:
         raise TrainError(f"--init teacher: {exc}") from exc
-    return model, {
+    record = {
         "init": "teacher",
         "teacher_encoder": source,
         "keep": opts.keep,
+        "stem_stride": opts.stem_stride,
         "dropped_blocks": report.dropped,
         "channels": report.kept,
         "prelu_replaced_by_relu": len(report.prelu_slopes),
     }
+    return model, record, teacher, report
 
 
 def _save_encoder(model: Any, path: Path) -> None:
@@ -581,8 +651,8 @@ def plot_log(log: Path, png: Path) -> None:
         return
     epochs = [int(r["epoch"]) for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("loss", "triplet", "distill"):
-        values = [float(r[key]) for r in rows]
+    for key in ("loss", "triplet", "distill", "hint"):
+        values = [float(r.get(key) or 0) for r in rows]  # older logs have no hint column
         if any(values):
             ax1.plot(epochs, values, marker=".", label=key)
     ax1.set_xlabel("epoch")

@@ -667,8 +667,8 @@ def test_plot_log(tmp_path: Path, train_mod: ModuleType) -> None:
     pytest.importorskip("matplotlib")
     log = tmp_path / "log.csv"
     rows = [
-        [1, 10, 5.0, 0.002, 0.5, 0.4, 0.1, 0.6, 0.8, 1.1, 0.8, 0.3, 0.88, 1.0],
-        [2, 10, 5.1, 0.001, 0.4, 0.3, 0.1, 0.5, 0.7, 1.2, 0.85, 0.4, 0.9, 1.0],
+        [1, 10, 5.0, 0.002, 0.5, 0.4, 0.1, 0.2, 0.6, 0.8, 1.1, 0.8, 0.3, 0.88, 1.0],
+        [2, 10, 5.1, 0.001, 0.4, 0.3, 0.1, 0.1, 0.5, 0.7, 1.2, 0.85, 0.4, 0.9, 1.0],
     ]
     with log.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -703,3 +703,140 @@ def test_pruned_student_of_sface(train_mod: ModuleType) -> None:
     assert small(x).shape == (2, 128)
     with pytest.raises(PruneError, match="changes the shape"):
         pruned_student(teacher, 0.5, ("conv_13",))
+
+
+def test_pruned_student_stem_and_per_resolution_keep(train_mod: ModuleType) -> None:
+    """A stride-2 stem halves the first maps and leaves every later map the teacher's
+    size; a per-resolution keep cuts each layer by its own entry; the report names the
+    teacher channels each convolution kept (the hints' correspondence)."""
+    pytest.importorskip("onnx")
+    from model_export.encoders import resolve_encoder
+    from model_export.export import count_macs
+    from model_export.live_teacher import hint_pairs
+    from model_export.prune import keep_for, pruned_student
+
+    assert keep_for(0.4, 112) == 0.4
+    table = {56: 0.25, 14: 0.5, 7: 0.75}
+    assert [keep_for(table, h) for h in (112, 56, 28, 14, 7)] == [0.25, 0.25, 0.25, 0.5, 0.75]
+    teacher = resolve_encoder("sface").keras_model()
+    plain, _ = pruned_student(teacher, 0.33, ("conv_11", "conv_12"))
+    small, report = pruned_student(teacher, table, ("conv_11", "conv_12"), stem_stride=2)
+    assert small.get_layer("conv_1_conv2d").output.shape[1:3] == (56, 56)
+    assert small.get_layer("conv_3_dw_conv2d").output.shape[1:3] == (56, 56)
+    assert small.get_layer("conv_5_conv2d").output.shape[1:3] == (28, 28)
+    assert report.kept["conv_3_conv2d"] == (32, 128)  # 56x56: a quarter
+    assert report.kept["conv_7_conv2d"] == (256, 512)  # 14x14: half
+    assert report.kept["conv_14_conv2d"] == (768, 1024)  # 7x7: three quarters
+    for name, (n, _total) in report.kept.items():
+        assert len(report.channels[name]) == n
+        assert np.all(np.diff(report.channels[name]) > 0)
+    # the stem's two convolutions no longer match the teacher's maps: no hints there
+    names = hint_pairs(teacher, small, report)
+    assert "conv_1_conv2d" not in names and "conv_2_conv2d" not in names
+    assert "conv_3_conv2d" in names and "conv_14_conv2d" in names
+    assert count_macs(small) < count_macs(teacher) / 4
+    stem = pruned_student(teacher, 0.33, ("conv_11", "conv_12"), stem_stride=2)[0]
+    assert count_macs(stem) < count_macs(plain)
+
+
+def test_hint_loss_by_hand(train_mod: ModuleType) -> None:
+    """Zero when the student's map is the teacher's; otherwise the mean squared
+    difference in units of each teacher channel's standard deviation over the batch."""
+    import tensorflow as tf
+
+    from model_export.live_teacher import centred_targets, hint_loss
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(4, 3, 3, 2)).astype(np.float32) * np.array([2, 4], np.float32)
+    assert float(hint_loss([tf.constant(t)], [tf.constant(t)])) == pytest.approx(0)
+    off = t + np.array([1.0, 2.0], np.float32)
+    std = t.std(axis=(0, 1, 2)) + 1e-3
+    expected = np.mean(((off - t) / std) ** 2)
+    assert float(hint_loss([tf.constant(off)], [tf.constant(t)])) == pytest.approx(
+        expected, rel=1e-4
+    )
+    # two layers weigh alike: the mean of the two
+    both = float(hint_loss([tf.constant(off), tf.constant(t)], [tf.constant(t)] * 2))
+    assert both == pytest.approx(expected / 2, rel=1e-4)
+    assert float(hint_loss([], [])) == 0.0
+    # centred targets: unit length, the mean taken off before normalising
+    emb = tf.constant([[3.0, 4.0], [0.0, 2.0]])
+    mean = tf.constant([0.6, 0.0])
+    out = np.asarray(centred_targets(emb, mean))
+    np.testing.assert_allclose(out[0], [0.0, 1.0], atol=1e-6)  # (0.6, 0.8) - (0.6, 0) -> (0, 1)
+    np.testing.assert_allclose(out[1], [-0.5145, 0.8575], atol=1e-4)  # (-0.6, 1) / 1.166
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+
+
+def test_mix_blends_other_people(train_mod: ModuleType) -> None:
+    """Every mixed face is a 0.3-0.7 blend with another person's face: person 0's faces
+    are all 0 and person 1's all 200, so a blend within one person would stay 0 or 200."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1])
+    faces = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (0, 0, 200, 200)])
+    same = faces.copy()
+    train_mod.mix(same, labels, 0.0, rng)
+    assert np.array_equal(same, faces)
+    mixed = faces.copy()
+    train_mod.mix(mixed, labels, 1.0, rng)
+    for j in range(4):
+        assert np.all(mixed[j] == mixed[j, 0, 0, 0])
+        assert 60 <= int(mixed[j, 0, 0, 0]) <= 140
+    assert np.array_equal(labels, [0, 0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mixup": 0.25, "loss": "both"}, "needs --loss distill"),
+        ({"mixup": 0.25, "loss": "distill", "init": "scratch"}, "needs --init teacher"),
+    ],
+)
+def test_check_options_mixup(
+    tmp_path: Path, train_mod: ModuleType, changes: dict[str, object], message: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "o", teacher=bundle)
+    with pytest.raises(train_mod.TrainError, match=message):
+        train_mod.check_options(replace(opts, **changes))
+    assert not train_mod.live(replace(opts, init="teacher", loss="triplet"))
+    assert train_mod.live(replace(opts, init="teacher", loss="distill"))
+    assert not train_mod.live(replace(opts, init="scratch", loss="distill"))
+
+
+def test_cli_keep_parsing() -> None:
+    import click
+
+    from model_export.cli import _keep
+
+    assert _keep("0.4") == 0.4
+    assert _keep("56:0.25,14:0.5") == {56: 0.25, 14: 0.5}
+    for bad in ("half", "56:0.25,14", "0.01", "56:2"):
+        with pytest.raises(click.UsageError, match="--keep"):
+            _keep(bad)
+
+
+def test_teacher_runner_matches_keras(train_mod: ModuleType) -> None:
+    """The teacher's TFLite graph gives the Keras model's outputs, in the Keras order,
+    the hinted maps cut to the kept channels, at any batch size."""
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+
+    from model_export.live_teacher import TeacherRunner
+
+    inp = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(6, 3, padding="same", name="a")(inp)
+    b = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="b")(a)
+    emb = keras.layers.Dense(5, name="emb")(keras.layers.Flatten()(b))
+    kept = keras.layers.Lambda(lambda t: tf.gather(t, [1, 4], axis=-1))(a)
+    model = keras.Model(inp, [emb, kept, b])
+    runner = TeacherRunner(model)
+    for n in (3, 1):
+        x = np.random.default_rng(n).integers(0, 255, (n, 8, 8, 3)).astype(np.uint8)
+        got = runner(x)
+        want = [np.asarray(v) for v in model(x.astype(np.float32))]
+        assert [g.shape for g in got] == [(n, 5), (n, 8, 8, 2), (n, 4, 4, 4)]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
