@@ -204,9 +204,15 @@ def training_record(meta: dict[str, Any]) -> dict[str, Any]:
     student = meta.get("student") or {}
     teacher = meta.get("teacher") or {}
     final = (meta.get("validation") or {}).get("final") or {}
+    options = meta.get("options") or {}
+    loss = str(meta.get("loss"))
+    if student.get("hinted") and options.get("hints"):
+        loss += f" + hints x{options['hints']:g} (teacher in the loop)"
+    if options.get("mixup"):
+        loss += f" + mixup {options['mixup']:g}"
     return {
         "name": meta.get("name"),
-        "loss": meta.get("loss"),
+        "loss": loss,
         # runs from before train.json recorded `init` were trained from scratch (the default)
         "init": student.get("init") or (meta.get("options") or {}).get("init") or "scratch",
         "student": student,

@@ -93,7 +93,7 @@ def live_teacher(
     report: PruneReport,
     faces: np.ndarray,
     batch: int = 64,
-    sample: int = 2000,
+    sample: int = 1000,
 ) -> LiveTeacher:
     """The teacher's runner (embedding and kept channels of each hinted map), the
     student's multi-output model, and the teacher's mean unit embedding over up to

@@ -85,8 +85,9 @@ class TrainOptions:
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
     drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
     stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
-    hints: float = 1.0  # init="teacher": weight of the teacher's activations (live_teacher)
-    mixup: float = 0.0  # distill only: fraction of each batch mixed from two people's faces
+    teacher_in_loop: bool = False  # init="teacher": the teacher labels every crop (live_teacher)
+    hints: float = 1.0  # with teacher_in_loop: weight of the teacher's maps as targets
+    mixup: float = 0.0  # with teacher_in_loop, distill only: fraction of mixed faces
     dropout: float = 0.0
     val_pairs: Path | None = None
     val_folds: tuple[int, ...] = (4, 5)
@@ -103,10 +104,20 @@ class TrainOptions:
         return self.loss
 
 
+QUICK_PEOPLE = 600
+
+
 def quick_options(opts: TrainOptions) -> TrainOptions:
-    """A smoke test of the whole loop (about 6 minutes on 2 cores): 4 epochs, validated on
-    one fold of pairs (so more people are left to train on)."""
-    return replace(opts, epochs=min(opts.epochs, 4), val_folds=opts.val_folds[-1:], quick=True)
+    """A smoke test of the whole loop (a few minutes on 2 cores): 4 epochs on the 600
+    training people with the most photos, validated on one fold of pairs."""
+    people = min(opts.max_people or QUICK_PEOPLE, QUICK_PEOPLE)
+    return replace(
+        opts,
+        epochs=min(opts.epochs, 4),
+        val_folds=opts.val_folds[-1:],
+        max_people=people,
+        quick=True,
+    )
 
 
 def check_options(opts: TrainOptions) -> None:
@@ -130,16 +141,20 @@ def check_options(opts: TrainOptions) -> None:
         raise TrainError("--init teacher needs --teacher BUNDLE")
     if opts.epochs < 1:
         raise TrainError("--epochs must be at least 1")
+    if opts.teacher_in_loop and (opts.init != "teacher" or opts.resolved_loss() == "triplet"):
+        raise TrainError(
+            "--teacher-in-loop needs --init teacher and a distillation loss (distill or both)"
+        )
     if opts.mixup and opts.resolved_loss() != "distill":
         raise TrainError("--mixup needs --loss distill (a mixed face has no one identity)")
-    if opts.mixup and opts.init != "teacher":
-        raise TrainError("--mixup needs --init teacher (the teacher in the loop labels mixes)")
+    if opts.mixup and not opts.teacher_in_loop:
+        raise TrainError("--mixup needs --teacher-in-loop (the teacher labels the mixed faces)")
 
 
 def live(opts: TrainOptions) -> bool:
-    """Whether the teacher runs inside the training step (a cut student that learns from
+    """Whether the teacher runs inside the training loop (a cut student that learns from
     it): targets for every augmented crop, and hints."""
-    return opts.init == "teacher" and opts.resolved_loss() != "triplet"
+    return opts.teacher_in_loop and opts.init == "teacher" and opts.resolved_loss() != "triplet"
 
 
 def _subset(split: Split, max_people: int | None) -> Split:

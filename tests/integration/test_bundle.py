@@ -24,9 +24,12 @@ def test_manifest_carries_the_figures(bundle_dir: Path) -> None:
     ev, q = m["evaluation"], m["quantization_check"]
     assert ev["accuracy_mean"] >= 0.985  # face_recognition's own pipeline: about 98.5% here
     variants = ev["variants"]
-    assert variants["int8"]["accuracy_mean"] >= variants["float"]["accuracy_mean"] - 0.002
+    # the quantization the build shipped (int8 where it is fastest; float16 on a machine
+    # whose int8 kernels are slower, e.g. one with AVX2 only) against the float model
+    shipped = m["encoder"]["quantization"]
+    assert variants[shipped]["accuracy_mean"] >= variants["float"]["accuracy_mean"] - 0.002
     assert (
-        variants["int8+mirror"]["accuracy_mean"]
+        variants[f"{shipped}+mirror"]["accuracy_mean"]
         >= variants["float+mirror"]["accuracy_mean"] - 0.002
     )
     assert q["cosine_mean"] >= 0.995

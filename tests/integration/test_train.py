@@ -2,7 +2,9 @@
 (the student cut out of its encoder, trained by distillation):
 the loss falls, held-out accuracy is well above chance, a kill mid-run resumes where the
 last checkpoint left off, and the trained encoder goes through the export stage into an
-int8 bundle that the device path loads and ``model-export evaluate`` measures."""
+int8 bundle that the device path loads and ``model-export evaluate`` measures. A second,
+smaller run has the teacher in the loop (its float TFLite graph labels every augmented
+and mixed crop and teaches its maps)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DLIB_MACS = 271_000_000  # dlib's ResNet, per face (its bundle's manifest: 271 M)
 
 
-def _train_cmd(out: Path, teacher: Path, face_data: Path) -> list[str]:
+def _train_cmd(out: Path, teacher: Path, face_data: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -46,6 +48,7 @@ def _train_cmd(out: Path, teacher: Path, face_data: Path) -> list[str]:
         str(face_data / "lfw"),
         "--val-pairs",
         str(face_data / "lfw_protocol" / "pairs_dev.txt"),
+        *extra,
     ]
 
 
@@ -156,3 +159,27 @@ def test_trained_encoder_becomes_an_int8_bundle(
         ],
     )
     assert wrong.exit_code == 1 and "training set" in wrong.output
+
+
+def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
+    """Two short epochs on 64 people with the teacher labelling every crop: the
+    distillation and hint losses are recorded and fall, the hinted convolutions are the
+    ten whose maps keep the teacher's size (the stride-2 stem changes the first two)."""
+    out = tmp_path / "run"
+    env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
+    extra = ["--teacher-in-loop", "--mixup", "0.25", "--stem-stride", "2", "--max-people", "64"]
+    cmd = [*_train_cmd(out, sface_bundle_dir, face_data, *extra), "--epochs", "2"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "teacher in the loop: 10 hinted convolutions" in done.stderr
+    rows = _rows(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for key in ("loss", "distill", "hint"):
+        first, last = float(rows[0][key]), float(rows[-1][key])
+        assert 0 < last < first, (key, first, last)
+    meta = json.loads((out / "train.json").read_text())
+    hinted = meta["student"]["hinted"]
+    assert len(hinted) == 10 and "conv_1_conv2d" not in hinted and "conv_3_conv2d" in hinted
+    assert meta["options"]["teacher_in_loop"] and meta["options"]["mixup"] == 0.25
+    assert meta["student"]["stem_stride"] == 2 and meta["macs"] <= DLIB_MACS / 4
+    assert meta["data"]["people"] == 64

@@ -549,7 +549,8 @@ def test_check_options_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
 def test_quick_options(tmp_path: Path, train_mod: ModuleType) -> None:
     opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", margin=0.3)
     quick = train_mod.quick_options(opts)
-    assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, None, (5,), True)
+    assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, 600, (5,), True)
+    assert train_mod.quick_options(replace(opts, max_people=100)).max_people == 100
     assert quick.margin == 0.3 and quick.data == tmp_path  # the rest is kept
     assert train_mod.quick_options(replace(opts, epochs=2)).epochs == 2
     train_mod.check_options(quick)
@@ -788,11 +789,13 @@ def test_mix_blends_other_people(train_mod: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"mixup": 0.25, "loss": "both"}, "needs --loss distill"),
-        ({"mixup": 0.25, "loss": "distill", "init": "scratch"}, "needs --init teacher"),
+        ({"teacher_in_loop": True, "init": "scratch", "loss": "distill"}, "needs --init teacher"),
+        ({"teacher_in_loop": True, "init": "teacher", "loss": "triplet"}, "distillation loss"),
+        ({"mixup": 0.25, "loss": "both", "init": "teacher"}, "needs --loss distill"),
+        ({"mixup": 0.25, "loss": "distill", "init": "teacher"}, "needs --teacher-in-loop"),
     ],
 )
-def test_check_options_mixup(
+def test_check_options_teacher_in_loop(
     tmp_path: Path, train_mod: ModuleType, changes: dict[str, object], message: str
 ) -> None:
     bundle = tmp_path / "bundle"
@@ -801,9 +804,11 @@ def test_check_options_mixup(
     opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "o", teacher=bundle)
     with pytest.raises(train_mod.TrainError, match=message):
         train_mod.check_options(replace(opts, **changes))
-    assert not train_mod.live(replace(opts, init="teacher", loss="triplet"))
-    assert train_mod.live(replace(opts, init="teacher", loss="distill"))
-    assert not train_mod.live(replace(opts, init="scratch", loss="distill"))
+    loop = replace(opts, init="teacher", loss="distill", teacher_in_loop=True, mixup=0.25)
+    train_mod.check_options(loop)
+    assert train_mod.live(loop)
+    assert not train_mod.live(replace(loop, teacher_in_loop=False))
+    assert not train_mod.live(replace(opts, init="teacher", loss="distill"))
 
 
 def test_cli_keep_parsing() -> None:
