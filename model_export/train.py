@@ -364,7 +364,7 @@ def train(opts: TrainOptions) -> Path:
 
     keras.utils.set_random_seed(opts.seed)
     cfg = StudentConfig(width=opts.width, dropout=opts.dropout)
-    teacher_model = None
+    teacher_model = cut = None
     if opts.init == "teacher":
         model, student_record, teacher_model, cut = student_from_teacher(opts)
     else:
@@ -406,6 +406,7 @@ def train(opts: TrainOptions) -> Path:
         from model_export.live_teacher import centred_targets, hint_loss, live_teacher
 
         centre = data.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
+        assert teacher_model is not None and cut is not None  # live() needs --init teacher
         pair = live_teacher(teacher_model, model, cut, centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)
