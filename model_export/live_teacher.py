@@ -26,6 +26,7 @@ import tensorflow as tf
 from keras import layers
 
 from model_export.prune import PruneReport
+from model_export.train_data import centred_unit
 
 __all__ = ["LiveTeacher", "TeacherRunner", "centred_targets", "hint_loss", "live_teacher"]
 
@@ -110,12 +111,14 @@ def live_teacher(
         student.input, [student.output, *(_student_map(student, n).output for n in names)]
     )
     pick = faces[np.linspace(0, len(faces) - 1, min(sample, len(faces))).astype(int)]
-    total = np.zeros(int(teacher.output.shape[-1]), np.float64)
+    units: dict[bool, list[np.ndarray]] = {False: [], True: []}
     for i in range(0, len(pick), batch):
-        for chunk in (pick[i : i + batch], pick[i : i + batch, :, ::-1]):
+        for flipped in (False, True):
+            chunk = pick[i : i + batch, :, ::-1] if flipped else pick[i : i + batch]
             v = runner(np.ascontiguousarray(chunk))[0]
-            total += (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).sum(0)
-    mean = (total / (2 * len(pick))).astype(np.float32)
+            units[flipped].append(v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
+    # the same mean the fixed targets are centred on (plain and mirrored faces together)
+    _, _, mean = centred_unit(np.concatenate(units[False]), np.concatenate(units[True]))
     logger.info(
         "teacher in the loop: %d hinted convolutions; mean unit embedding norm %.3f",
         len(names),
