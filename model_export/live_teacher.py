@@ -68,15 +68,26 @@ class TeacherRunner:
 
 
 def hint_pairs(teacher: keras.Model, student: keras.Model, report: PruneReport) -> list[str]:
-    """The convolutions whose student output matches the teacher's in size (a stride-2
-    stem changes the first ones: those are left out)."""
+    """The convolutions whose student output matches the teacher's map in size, or half
+    of it (a cut at half resolution, ``--scale 2``: the teacher's map is averaged 2x2
+    for it). A stride-2 stem changes the first maps of a full-resolution cut: those are
+    left out (its first maps are the teacher's at every other position, not averages)."""
+    half = any(ly.name == "half_resolution" for ly in student.layers)
     names = []
     for name in report.channels:
         s = _student_map(student, name)
-        t = teacher.get_layer(name)
-        if s is not None and tuple(s.output.shape[1:3]) == tuple(t.output.shape[1:3]):
+        if s is not None and _factor(teacher.get_layer(name), s) == (2 if half else 1):
             names.append(name)
     return names
+
+
+def _factor(t: Any, s: Any) -> int:
+    """How many teacher rows one student row covers (0: no whole ratio)."""
+    (th, tw), (sh, sw) = t.output.shape[1:3], s.output.shape[1:3]
+    for f in (1, 2):
+        if (sh, sw) == (-(-th // f), -(-tw // f)):
+            return f
+    return 0
 
 
 def _student_map(student: keras.Model, name: str) -> Any:
@@ -100,12 +111,18 @@ def live_teacher(
     student's multi-output model, and the teacher's mean unit embedding over up to
     ``sample`` of ``faces`` (uint8 NxSxSx3 crops) and their mirror images."""
     names = hint_pairs(teacher, student, report)
-    maps = [
-        layers.Lambda(
-            lambda t, idx=report.channels[n]: tf.gather(t, idx, axis=-1), name=f"hint_{n}"
-        )(teacher.get_layer(n).output)
-        for n in names
-    ]
+    maps = []
+    for n in names:
+        t = teacher.get_layer(n).output
+        if _factor(teacher.get_layer(n), _student_map(student, n)) == 2:
+            # the mean of the positions a student position covers (a 7-row map's last
+            # row alone: TensorFlow's "same" average leaves the padding out)
+            t = layers.AveragePooling2D(2, padding="same", name=f"pool_{n}")(t)
+        maps.append(
+            layers.Lambda(
+                lambda t, idx=report.channels[n]: tf.gather(t, idx, axis=-1), name=f"hint_{n}"
+            )(t)
+        )
     runner = TeacherRunner(keras.Model(teacher.input, [teacher.output, *maps]))
     s_model = keras.Model(
         student.input, [student.output, *(_student_map(student, n).output for n in names)]

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
-__all__ = ["PruneError", "PruneReport", "pruned_student"]
+__all__ = ["PruneError", "PruneReport", "pruned_student", "resample_dense"]
 
 
 class PruneError(ValueError):
@@ -80,19 +80,29 @@ def pruned_student(
     batch_norm: bool = True,
     name: str = "student",
     stem_stride: int = 1,
+    scale: int = 1,
 ) -> tuple[keras.Model, PruneReport]:
     """The cut-down model (float32 RGB 0-255 in, raw embedding out) and what was kept.
 
     ``stem_stride=2`` runs the first convolution at stride 2 and the first downsampling
     depthwise convolution at stride 1: the same maps from then on, the first two layers
-    at a quarter of the cost."""
+    at a quarter of the cost.
+
+    ``scale=2`` runs the whole cut at half resolution: the 112x112 face is averaged 2x2
+    (56x56) first, every layer keeps its stride, so every map is
+    half the teacher's size (a quarter of the multiply-adds) and the last map is 4x4
+    instead of 7x7; the dense layer's weights of the teacher positions a student position
+    covers are summed (``resample_dense``), so a student map that equals the teacher's
+    averaged over those positions gives the teacher's embedding."""
     chain = _chain(teacher)
     report = PruneReport()
     inp = keras.Input(teacher.input_shape[1:], name="face")
     x: Any = inp
+    if scale > 1:  # before the input normalisation: an average commutes with it
+        x = layers.AveragePooling2D(scale, name="half_resolution")(x)
     channels = np.arange(teacher.input_shape[-1])  # kept channels of the current tensor
     convs = [ly for ly in chain if isinstance(ly, layers.Conv2D)]
-    shift, spatial = 0.0, (1, 1)
+    shift, spatial, student_spatial = 0.0, (1, 1), (1, 1)
     first_conv = convs[0].name if convs else ""
     first_down = next(
         (
@@ -160,12 +170,15 @@ def pruned_student(
             x = new(x)
             new.set_weights([w[channels] if w.shape[0] > len(channels) else w for w in weights])
         elif isinstance(layer, layers.Flatten):
-            spatial = x.shape[1:3]
+            spatial = tuple(layer.input.shape[1:3])
+            student_spatial = tuple(x.shape[1:3])
             x = layers.Flatten(name=layer.name)(x)
         elif isinstance(layer, layers.Dense):
             kernel = weights[0]
             full = kernel.shape[0] // (spatial[0] * spatial[1])
             kernel = kernel.reshape(spatial[0], spatial[1], full, -1)[:, :, channels, :]
+            if student_spatial != spatial:
+                kernel = resample_dense(kernel, student_spatial)
             kernel = kernel.reshape(-1, kernel.shape[-1])
             new = layers.Dense(kernel.shape[-1], name=layer.name)
             x = new(x)
@@ -183,3 +196,27 @@ def pruned_student(
         else:
             raise PruneError(f"{layer.name}: a {type(layer).__name__} layer cannot be cut")
     return keras.Model(inp, x, name=name), report
+
+
+def resample_dense(kernel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flatten-dense kernel (H, W, C, D) for a smaller map (h, w, C, D): the weights of
+    the teacher positions that each student position covers, summed. A student map
+    strided by s = ceil(H / h) covers teacher rows s*i .. s*i + s - 1 (the last row group
+    may be shorter: 7 rows -> 4 groups {0,1}, {2,3}, {4,5}, {6})."""
+    (big_h, big_w), (h, w) = kernel.shape[:2], size
+    sh, sw = -(-big_h // h), -(-big_w // w)
+    out = np.zeros((h, w, *kernel.shape[2:]), kernel.dtype)
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = kernel[sh * i : sh * (i + 1), sw * j : sw * (j + 1)].sum(axis=(0, 1))
+    return out
+
+
+def average_2x2(maps: np.ndarray) -> np.ndarray:
+    """NxHxWxC -> N x ceil(H/2) x ceil(W/2) x C: the mean of each 2x2 cell (an odd last
+    row or column: the mean of what there is)."""
+    n, h, w, c = maps.shape
+    padded = np.full((n, h + h % 2, w + w % 2, c), np.nan, maps.dtype)
+    padded[:, :h, :w] = maps
+    cells = padded.reshape(n, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2, c)
+    return np.nanmean(cells, axis=(2, 4))

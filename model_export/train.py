@@ -85,6 +85,8 @@ class TrainOptions:
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
     drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
     stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
+    scale: int = 1  # 2: the whole cut at half resolution (model_export.prune)
+    refit: bool = False  # init="teacher": refit the cut to the teacher (model_export.reconstruct)
     teacher_in_loop: bool = False  # init="teacher": the teacher labels every crop (live_teacher)
     hints: float = 1.0  # with teacher_in_loop: weight of the teacher's maps as targets
     mixup: float = 0.0  # with teacher_in_loop, distill only: fraction of mixed faces
@@ -147,6 +149,10 @@ def check_options(opts: TrainOptions) -> None:
         )
     if opts.mixup and opts.resolved_loss() != "distill":
         raise TrainError("--mixup needs --loss distill (a mixed face has no one identity)")
+    if opts.init != "teacher" and (opts.refit or opts.scale != 1 or opts.stem_stride != 1):
+        raise TrainError(
+            "--refit, --scale and --stem-stride need --init teacher (they shape a cut of it)"
+        )
     if opts.mixup and not opts.teacher_in_loop:
         raise TrainError("--mixup needs --teacher-in-loop (the teacher labels the mixed faces)")
 
@@ -387,6 +393,8 @@ def train(opts: TrainOptions) -> Path:
     )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay)
     ckpt = Checkpoints(out / "checkpoints")
+    if opts.refit and cut is not None and not ckpt.state_file.is_file():
+        student_record["refit"] = refit_cut(model, teacher_model, cut, data)
     state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None, "log": []}
     if state["epoch"]:
         logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)
@@ -581,7 +589,7 @@ def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, 
     try:
         teacher = resolve_encoder(source).keras_model()
         model, report = pruned_student(
-            teacher, opts.keep, opts.drop_blocks, stem_stride=opts.stem_stride
+            teacher, opts.keep, opts.drop_blocks, stem_stride=opts.stem_stride, scale=opts.scale
         )
     except (EncoderError, PruneError) as exc:
         raise TrainError(f"--init teacher: {exc}") from exc
@@ -590,11 +598,36 @@ def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, 
         "teacher_encoder": source,
         "keep": opts.keep,
         "stem_stride": opts.stem_stride,
+        "scale": opts.scale,
         "dropped_blocks": report.dropped,
         "channels": report.kept,
         "prelu_replaced_by_relu": len(report.prelu_slopes),
     }
     return model, record, teacher, report
+
+
+REFIT_FACES = 256
+
+
+def refit_cut(model: Any, teacher: Any, cut: Any, data: Prepared) -> dict[str, Any]:
+    """The cut refitted to the teacher layer by layer (``model_export.reconstruct``):
+    the convolutions on ``REFIT_FACES`` training faces spread over the set, the dense
+    layer on every training face. Returns the per-layer errors (for train.json)."""
+    from model_export.reconstruct import reconstruct
+
+    t0 = time.monotonic()
+    centre = data.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
+    pick = np.linspace(0, len(centre) - 1, min(REFIT_FACES, len(centre))).astype(int)
+    logger.info("refitting the cut to the teacher on %d faces (a few minutes)", len(pick))
+    result = reconstruct(model, teacher, cut, centre[pick], dense_faces=centre)
+    logger.info("refit done in %.0f s", time.monotonic() - t0)
+    return {
+        "faces": len(pick),
+        "dense_faces": len(centre),
+        "relative_error_before": {k: round(v, 4) for k, v in result.before.items()},
+        "relative_error_after": {k: round(v, 4) for k, v in result.after.items()},
+        "seconds": round(time.monotonic() - t0, 1),
+    }
 
 
 def _save_encoder(model: Any, path: Path) -> None:

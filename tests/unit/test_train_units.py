@@ -521,6 +521,9 @@ def test_checkpoints_other_optimizer(tmp_path: Path, train_mod: ModuleType) -> N
         ({"people_per_batch": 1}, "at least 2 people"),
         ({"images_per_person": 1}, "2 photos per person"),
         ({"epochs": 0}, "--epochs"),
+        ({"refit": True}, "--refit, --scale and --stem-stride need --init teacher"),
+        ({"scale": 2}, "need --init teacher"),
+        ({"stem_stride": 2}, "need --init teacher"),
     ],
 )
 def test_check_options_rejects(
@@ -738,6 +741,56 @@ def test_pruned_student_stem_and_per_resolution_keep(train_mod: ModuleType) -> N
     assert count_macs(small) < count_macs(teacher) / 4
     stem = pruned_student(teacher, 0.33, ("conv_11", "conv_12"), stem_stride=2)[0]
     assert count_macs(stem) < count_macs(plain)
+
+
+def test_resample_dense_by_hand() -> None:
+    """7 teacher rows -> 4 student rows: groups {0,1}, {2,3}, {4,5}, {6}; a student map
+    equal to the teacher's group means gives the teacher's dense output."""
+    from model_export.prune import resample_dense
+
+    kernel = np.arange(7 * 7 * 2 * 3, dtype=np.float64).reshape(7, 7, 2, 3)
+    small = resample_dense(kernel, (4, 4))
+    assert small.shape == (4, 4, 2, 3)
+    assert np.allclose(small[0, 0], kernel[0:2, 0:2].sum(axis=(0, 1)))
+    assert np.allclose(small[3, 1], kernel[6, 2:4].sum(axis=0))
+    assert np.allclose(small[3, 3], kernel[6, 6])
+    assert np.isclose(small.sum(), kernel.sum())
+    # a teacher map constant over each group: the student's map of group values is exact
+    rng = np.random.default_rng(0)
+    groups = rng.normal(size=(4, 4, 2))
+    big = np.repeat(np.repeat(groups, 2, axis=0), 2, axis=1)[:7, :7]
+    teacher_out = np.einsum("hwc,hwcd->d", big, kernel)
+    assert np.allclose(np.einsum("hwc,hwcd->d", groups, small), teacher_out)
+
+
+def test_pruned_student_half_resolution(train_mod: ModuleType) -> None:
+    """scale=2: every map half the teacher's size (the last 4x4), a quarter of the
+    multiply-adds, the teacher's weights; on a face that is constant over 2x2 cells the
+    first layers' maps are the teacher's averaged 2x2 only approximately (padding), so
+    the check is on shapes, cost and weights."""
+    pytest.importorskip("onnx")
+    from model_export.encoders import resolve_encoder
+    from model_export.export import count_macs
+    from model_export.live_teacher import hint_pairs
+    from model_export.prune import pruned_student
+
+    teacher = resolve_encoder("sface").keras_model()
+    half, _ = pruned_student(teacher, 1.0, (), relu=False, batch_norm=False, scale=2)
+    assert half.get_layer("conv_1_conv2d").output.shape[1:3] == (56, 56)
+    assert half.get_layer("conv_14_conv2d").output.shape[1:3] == (4, 4)
+    assert half.output.shape[-1] == 128
+    assert count_macs(teacher) / 4 < count_macs(half) < count_macs(teacher) / 3.5
+    assert np.array_equal(
+        half.get_layer("conv_8_conv2d").get_weights()[0],
+        teacher.get_layer("conv_8_conv2d").get_weights()[0],
+    )
+    small, report = pruned_student(teacher, 0.64, (), scale=2)
+    assert count_macs(small) <= 271e6 / 4
+    # every convolution's map is half the teacher's: all fourteen are hinted (on the
+    # teacher's maps averaged 2x2)
+    assert hint_pairs(teacher, small, report) == [f"conv_{i}_conv2d" for i in range(1, 15)]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 112, 112, 3)).astype(np.float32)
+    assert small(x).shape == (2, 128)
 
 
 def test_hint_loss_by_hand(train_mod: ModuleType) -> None:
