@@ -626,6 +626,7 @@ def refit_cut(model: Any, teacher: Any, cut: Any, data: Prepared) -> dict[str, A
         "dense_faces": len(centre),
         "relative_error_before": {k: round(v, 4) for k, v in result.before.items()},
         "relative_error_after": {k: round(v, 4) for k, v in result.after.items()},
+        "dense_ridge": result.dense_ridge,
         "seconds": round(time.monotonic() - t0, 1),
     }
 

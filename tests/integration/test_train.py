@@ -182,3 +182,28 @@ def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: 
     assert meta["options"]["teacher_in_loop"] and meta["options"]["mixup"] == 0.25
     assert meta["student"]["stem_stride"] == 2 and meta["macs"] <= DLIB_MACS / 4
     assert meta["data"]["people"] == 64
+
+
+def test_refit_half_resolution(sface_bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
+    """The cut at half resolution (a quarter of dlib's multiply-adds with two thirds of the
+    teacher's channels), refitted to the teacher layer by layer on real faces before one
+    short epoch: every layer's error against the teacher's maps falls, the dense layer's
+    ridge is one of the grid's, the options are recorded."""
+    out = tmp_path / "run"
+    env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
+    extra = ["--scale", "2", "--keep", "0.64", "--drop-blocks", "", "--refit",
+             "--max-people", "64"]  # fmt: skip
+    cmd = [*_train_cmd(out, sface_bundle_dir, face_data, *extra), "--epochs", "1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "train.json").read_text())
+    refit = meta["student"]["refit"]
+    convs = {f"conv_{i}_conv2d" for i in range(1, 15)}
+    dws = {f"conv_{i}_dw_conv2d" for i in range(2, 15)}
+    assert set(refit["relative_error_after"]) == convs | dws | {"pre_fc1"}
+    for name, after in refit["relative_error_after"].items():
+        assert after < refit["relative_error_before"][name], name
+    assert refit["dense_ridge"] in (0.1, 1.0, 10.0, 100.0)
+    assert meta["student"]["scale"] == 2 and meta["options"]["refit"]
+    assert meta["macs"] <= DLIB_MACS / 4
+    assert [int(r["epoch"]) for r in _rows(out)] == [1]

@@ -55,7 +55,9 @@ def test_refit_of_the_whole_teacher_is_exact() -> None:
     teacher = _teacher()
     student, report = pruned_student(teacher, 1.0, relu=False)
     x = _faces(48).astype(np.float32)
-    result = reconstruct(student, teacher, report, x.astype(np.uint8), ridge=1e-9)
+    result = reconstruct(
+        student, teacher, report, x.astype(np.uint8), ridge=1e-9, dense_ridges=(1e-9,)
+    )
     assert set(result.after) == {
         "conv_1_conv2d",
         "conv_2_dw_conv2d",
