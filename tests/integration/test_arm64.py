@@ -47,14 +47,14 @@ TIMEOUT_S = 1100  # cold: about 6 minutes on 2 cores
 
 
 def test_edge_face_runs_on_emulated_arm64(
-    repo_root: Path, bundle_dir: Path, face_data: Path
+    repo_root: Path, both_runtimes_bundle_dir: Path, face_data: Path
 ) -> None:
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
     script = repo_root / "scripts" / "check_arm64.sh"
     # Its own session, so a timeout can stop the whole run (the script's trap then
     # unmounts everything it mounted) rather than leaving a chroot'd process behind.
     proc = subprocess.Popen(
-        ["bash", str(script), "--bundle", str(bundle_dir)],
+        ["bash", str(script), "--bundle", str(both_runtimes_bundle_dir)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -32,11 +32,11 @@ import tflite_runtime; print("tflite-runtime", tflite_runtime.__version__, "nump
 
 
 def test_int8_encoder_agrees_across_runtimes(
-    bundle_dir: Path, face_data: Path, repo_root: Path, tmp_path: Path
+    both_runtimes_bundle_dir: Path, face_data: Path, repo_root: Path, tmp_path: Path
 ) -> None:
     from edge.engine import load_engine
 
-    bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(both_runtimes_bundle_dir)
     engine = load_engine(bundle)
     chips = []
     for path in select(face_data / "lfw", set(), 12):
@@ -59,7 +59,7 @@ def test_int8_encoder_agrees_across_runtimes(
     pip = [py, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "tflite-runtime==2.14.*", "numpy<2", "pydantic>=2.6"], check=True)
     subprocess.run([*pip, "--no-deps", str(repo_root)], check=True)
-    out = subprocess.run([py, "-c", SCRIPT, str(bundle_dir), str(tmp_path / "chips.npz"), str(tmp_path / "v.npy")],
+    out = subprocess.run([py, "-c", SCRIPT, str(both_runtimes_bundle_dir), str(tmp_path / "chips.npz"), str(tmp_path / "v.npy")],
                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "tflite-runtime 2.14" in out.stdout
