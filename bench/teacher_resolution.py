@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +54,12 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/teacher_resolution.json")
     args = ap.parse_args()
 
+    from model_export.data import data_root as default_data_root
     from model_export.encoders import resolve_encoder
     from model_export.train import validate
     from model_export.train_data import prepare, split_people
 
-    data_root = Path(os.environ.get("EDGE_FACE_DATA", ROOT.parent / "shared/faces")).resolve()
+    data_root = default_data_root()
     pairs = data_root / "lfw_protocol" / "pairs_dev.txt"
     split = split_people(data_root / "lfw", pairs, (4, 5))
     data = prepare(split, None)

@@ -51,7 +51,7 @@ DOC = REPO / "docs" / "TRAINING.md"
 # dlib's encoder in full int8 (built here when build/bundle, which `make bundle` makes,
 # shipped another quantization: on a CPU whose int8 kernels are slow the build picks
 # float16 or dynamic range, and the issue compares int8 latencies); SFace as built
-DLIB_INT8 = BUNDLES / "dlib-int8"
+DLIB_INT8 = REPO / "build" / "bundle-int8"  # the same folder as make check-arm64 and the tests
 REFERENCES = {"dlib": REPO / "build" / "bundle", "SFace": REPO / "build" / "bundle-sface"}
 BEGIN, END = "<!-- train_table: begin -->", "<!-- train_table: end -->"
 RUNTIME = "ai-edge-litert"

@@ -210,13 +210,3 @@ def resample_dense(kernel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         for j in range(w):
             out[i, j] = kernel[sh * i : sh * (i + 1), sw * j : sw * (j + 1)].sum(axis=(0, 1))
     return out
-
-
-def average_2x2(maps: np.ndarray) -> np.ndarray:
-    """NxHxWxC -> N x ceil(H/2) x ceil(W/2) x C: the mean of each 2x2 cell (an odd last
-    row or column: the mean of what there is)."""
-    n, h, w, c = maps.shape
-    padded = np.full((n, h + h % 2, w + w % 2, c), np.nan, maps.dtype)
-    padded[:, :h, :w] = maps
-    cells = padded.reshape(n, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2, c)
-    return np.nanmean(cells, axis=(2, 4))

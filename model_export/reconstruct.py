@@ -30,9 +30,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from model_export.prune import PruneReport, average_2x2
+from model_export.prune import PruneReport
 
-__all__ = ["ReconstructReport", "reconstruct"]
+__all__ = ["ReconstructReport", "average_2x2", "reconstruct"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ def _apply(layer: Any, x: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate(
         [np.asarray(layer(tf.constant(x[i : i + batch]))) for i in range(0, len(x), batch)]
     )
+
+
+def average_2x2(maps: np.ndarray, batch: int = 32) -> np.ndarray:
+    """NxHxWxC -> N x ceil(H/2) x ceil(W/2) x C: the mean of each 2x2 cell (an odd last
+    row or column: the mean of what there is), by the same "same" average pooling the
+    teacher in the loop puts on its hinted maps (``live_teacher``)."""
+    return _apply(layers.AveragePooling2D(2, padding="same"), maps, batch)
 
 
 def _patches(x: np.ndarray, size: tuple[int, int], strides: tuple[int, int], padding: str,
@@ -165,11 +172,11 @@ def reconstruct(
         if isinstance(layer, layers.Flatten):
             break  # the dense layer is refitted below, on more faces
         if isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D):
-            if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D):
+            if not isinstance(layer, layers.DepthwiseConv2D):  # its own kept channels
                 channels = report.channels[layer.name]
             target = teacher_through(layer.name)[..., channels]
             if target.shape[1:3] != tuple(layer.output.shape[1:3]):
-                target = average_2x2(target)
+                target = average_2x2(target, batch)
             before = _apply(layer, s_x, batch)
             if isinstance(layer, layers.DepthwiseConv2D):
                 _fit_depthwise(layer, s_x, target, ridge, batch)

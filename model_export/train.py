@@ -413,9 +413,8 @@ def train(opts: TrainOptions) -> Path:
     if in_loop:
         from model_export.live_teacher import centred_targets, hint_loss, live_teacher
 
-        centre = data.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
         assert teacher_model is not None and cut is not None  # live() needs --init teacher
-        pair = live_teacher(teacher_model, model, cut, centre)
+        pair = live_teacher(teacher_model, model, cut, data.centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)
 
@@ -616,7 +615,7 @@ def refit_cut(model: Any, teacher: Any, cut: Any, data: Prepared) -> dict[str, A
     from model_export.reconstruct import reconstruct
 
     t0 = time.monotonic()
-    centre = data.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
+    centre = data.centre
     pick = np.linspace(0, len(centre) - 1, min(REFIT_FACES, len(centre))).astype(int)
     logger.info("refitting the cut to the teacher on %d faces (a few minutes)", len(pick))
     result = reconstruct(model, teacher, cut, centre[pick], dense_faces=centre)

@@ -142,6 +142,12 @@ class Prepared:
     val_paths: list[Path]
     stats: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def centre(self) -> NDArray[np.uint8]:
+        """The training faces as the aligner cuts them, (N, SIZE, SIZE, 3): the middle of
+        ``wide`` (a view, no copy)."""
+        return self.wide[:, PAD : PAD + SIZE, PAD : PAD + SIZE]
+
 
 def wide_template() -> list[list[float]]:
     return [[x + PAD, y + PAD] for x, y in ARCFACE_112]

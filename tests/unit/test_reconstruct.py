@@ -12,8 +12,8 @@ pytest.importorskip("tensorflow")
 
 from keras import layers  # noqa: E402
 
-from model_export.prune import average_2x2, pruned_student  # noqa: E402
-from model_export.reconstruct import reconstruct  # noqa: E402
+from model_export.prune import pruned_student  # noqa: E402
+from model_export.reconstruct import average_2x2, reconstruct  # noqa: E402
 
 
 def _teacher(seed: int = 0) -> keras.Model:
