@@ -393,8 +393,14 @@ def train(opts: TrainOptions) -> Path:
     )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=opts.weight_decay)
     ckpt = Checkpoints(out / "checkpoints")
-    if opts.refit and cut is not None and not ckpt.state_file.is_file():
-        student_record["refit"] = refit_cut(model, teacher_model, cut, data)
+    if opts.refit and cut is not None:
+        # once, before the first epoch; a resumed run loads the refitted, trained weights
+        # from its checkpoint and the refit's figures from its record
+        record = out / "checkpoints" / "refit.json"
+        if not ckpt.state_file.is_file():
+            record.write_text(json.dumps(refit_cut(model, teacher_model, cut, data)))
+        if record.is_file():
+            student_record["refit"] = json.loads(record.read_text())
     state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None, "log": []}
     if state["epoch"]:
         logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)

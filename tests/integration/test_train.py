@@ -207,3 +207,8 @@ def test_refit_half_resolution(sface_bundle_dir: Path, face_data: Path, tmp_path
     assert meta["student"]["scale"] == 2 and meta["options"]["refit"]
     assert meta["macs"] <= DLIB_MACS / 4
     assert [int(r["epoch"]) for r in _rows(out)] == [1]
+    # the same command again resumes the finished run: no second refit, the same record
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "refitting the cut" not in again.stderr
+    assert json.loads((out / "train.json").read_text())["student"]["refit"] == refit
