@@ -228,16 +228,34 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     type=click.Choice(["scratch", "teacher"]),
     default="scratch",
     show_default=True,
-    help="teacher: cut the student out of the teacher's encoder (a plain chain, as SFace) "
-    "instead of starting from random weights.",
+    help="teacher: cut the student out of the teacher's encoder (dlib's ResNet, or a "
+    "plain chain as SFace) instead of starting from random weights.",
 )
 @click.option(
     "--keep",
     default="0.33",
     show_default=True,
-    help="With --init teacher: the fraction of each layer's channels kept; or one per "
-    "resolution, by the height of the layer's maps: 56:0.25,28:0.35,14:0.5,7:0.75 "
-    "(a layer takes the entry of the smallest height at or above its own).",
+    help="With --init teacher: the fraction of each layer's channels kept (of dlib's "
+    "ResNet: of its residual stream); or, for a chain, one per resolution, by the height "
+    "of the layer's maps: 56:0.25,28:0.35,14:0.5,7:0.75 (a layer takes the entry of the "
+    "smallest height at or above its own).",
+)
+@click.option(
+    "--inner-keep",
+    type=click.FloatRange(0.05, 1),
+    default=0.5,
+    show_default=True,
+    help="With --init teacher and dlib's ResNet as the teacher: the fraction of the "
+    "channels kept inside each residual block.",
+)
+@click.option(
+    "--stem-kernel",
+    type=click.Choice(["3", "5", "7"]),
+    default="7",
+    show_default=True,
+    help="With --init teacher and dlib's ResNet as the teacher: the first convolution's "
+    "kernel (the middle taps of dlib's 7x7, refitted with --refit; int8 runs a 3x3 one in "
+    "half the time).",
 )
 @click.option(
     "--stem-stride",
@@ -313,7 +331,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
           per_person: int, learning_rate: float, width: float, init: str, keep: str,
-          stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
+          inner_keep: float, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
           max_people: int | None, drop_blocks: str,
           val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
@@ -345,7 +363,8 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
                         people_per_batch=people, images_per_person=per_person, mining=mining,
                         margin=margin, distill=distill, distill_weight=distill_weight,
                         learning_rate=learning_rate, width=width, init=init,
-                        keep=_keep(keep), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
+                        keep=_keep(keep), inner_keep=inner_keep,
+                        stem_kernel=int(stem_kernel), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
                         teacher_in_loop=teacher_in_loop, hints=hints, mixup=mixup,
                         max_people=max_people,
                         drop_blocks=tuple(b for b in drop_blocks.split(",") if b),

@@ -13,8 +13,10 @@ A path to another ``.onnx`` face encoder is imported the same way
 its input size, and give one embedding compared by cosine.
 
 A folder written by ``model-export train`` (``encoder.keras`` + ``train.json``): this
-project's own small encoder, 112x112 faces aligned on the detector's five landmarks,
-Euclidean distance on L2-normalised embeddings; its held-out pairs travel with it.
+project's own small encoder, faces aligned on the detector's five landmarks (112x112 on
+the ArcFace template, or 150x150 on a dlib-chip template for a cut of dlib's ResNet, as
+its ``train.json`` says), Euclidean distance on L2-normalised embeddings; its held-out
+pairs travel with it.
 """
 
 from __future__ import annotations
@@ -64,8 +66,12 @@ class EncoderSource:
         if self.kind == "trained":
             import keras
 
+            from model_export.keras_models import ZeroPadTo  # a cut of dlib's ResNet has it
+
             try:
-                model: keras.Model = keras.models.load_model(self.path, compile=False)
+                model: keras.Model = keras.models.load_model(
+                    self.path, compile=False, custom_objects={"ZeroPadTo": ZeroPadTo}
+                )
             except (OSError, ValueError) as exc:
                 raise EncoderError(f"{self.path}: cannot load the trained encoder: {exc}") from exc
             return model
@@ -202,6 +208,11 @@ def trained_source(folder: Path) -> EncoderSource:
     except (ValueError, KeyError, TypeError) as exc:
         raise EncoderError(f"{meta_file}: unreadable training record ({exc})") from exc
     teacher = meta.get("teacher") or {}
+    alignment = meta.get("alignment")
+    if isinstance(alignment, dict) and "template" in alignment:  # a cut of dlib: its chip
+        alignment = {k: alignment[k] for k in ("type", "size", "template")}
+    else:  # the ArcFace template (and every run written before the record held it)
+        alignment = arcface_alignment(size)
     return EncoderSource(
         kind="trained",
         path=model,
@@ -211,7 +222,7 @@ def trained_source(folder: Path) -> EncoderSource:
         embedding_size=embedding,
         metric="euclidean",
         l2_normalize=True,
-        alignment=arcface_alignment(size),
+        alignment=alignment,
         reference_tau=round(float(final["tau"]), 6),  # on the held-out pairs, in float
         licence="edge-face's own model (trained by model-export train); see the training data's terms",
         provenance=(

@@ -32,7 +32,14 @@ import numpy as np
 from edge.errors import EdgeError
 from model_export.augment import Augment
 from model_export.metrics import verification_report
-from model_export.train_data import PAD, SIZE, Prepared, Split, prepare, split_people
+from model_export.train_data import (
+    ARCFACE,
+    DLIB_CHIP,
+    Prepared,
+    Split,
+    prepare,
+    split_people,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ DISTILL = ("embedding", "distance")
 ENCODER_FILE = "encoder.keras"
 META_FILE = "train.json"
 LOG_FILE = "log.csv"
+NORMALISATION = "(pixel - 127.5) / 128, inside the graph"
 PAIRS_FILE = "val_pairs.json"
 LOG_COLUMNS = [
     "epoch",
@@ -83,6 +91,8 @@ class TrainOptions:
     width: float = 0.5
     init: str = "scratch"  # or "teacher": cut out of the teacher's encoder (model_export.prune)
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
+    inner_keep: float = 0.5  # a cut of dlib's ResNet: inside each block (model_export.resnet_cut)
+    stem_kernel: int = 7  # a cut of dlib's ResNet: its first convolution's kernel
     drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
     stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
     scale: int = 1  # 2: the whole cut at half resolution (model_export.prune)
@@ -191,7 +201,7 @@ def batches(
             photos = np.array(by_person[int(person)])
             order = rng.permutation(photos)
             rows += [int(order[j % len(order)]) for j in range(k)]
-        faces = np.empty((len(rows), SIZE, SIZE, 3), np.uint8)
+        faces = np.empty((len(rows), augment.size, augment.size, 3), np.uint8)
         targets = np.zeros((len(rows), dim), np.float32)
         for j, row in enumerate(rows):
             faces[j], flipped = augment(data.wide[row], rng)
@@ -362,7 +372,13 @@ def train(opts: TrainOptions) -> Path:
     )
     mode = opts.resolved_loss()
     in_loop = live(opts)
-    data = prepare(split, opts.teacher if mode != "triplet" and not in_loop else None)
+    teacher_source = _teacher_source(opts) if opts.init == "teacher" else None
+    geometry = (
+        DLIB_CHIP if teacher_source is not None and teacher_source.kind == "dlib" else ARCFACE
+    )
+    data = prepare(
+        split, opts.teacher if mode != "triplet" and not in_loop else None, geometry=geometry
+    )
     if mode != "triplet" and not in_loop and data.teacher is None:
         raise TrainError("teacher embeddings are missing from the prepared data")
     _write_pairs(out / PAIRS_FILE, split, opts.data)
@@ -372,7 +388,8 @@ def train(opts: TrainOptions) -> Path:
     cfg = StudentConfig(width=opts.width, dropout=opts.dropout)
     teacher_model = cut = None
     if opts.init == "teacher":
-        model, student_record, teacher_model, cut = student_from_teacher(opts)
+        assert teacher_source is not None
+        model, student_record, teacher_model, cut = student_from_teacher(opts, teacher_source, data)
     else:
         model, student_record = build_student(cfg), {"init": "scratch", **cfg.record()}
     people = len(set(data.labels.tolist()))
@@ -420,6 +437,13 @@ def train(opts: TrainOptions) -> Path:
         from model_export.live_teacher import centred_targets, hint_loss, live_teacher
 
         assert teacher_model is not None and cut is not None  # live() needs --init teacher
+        from model_export.prune import PruneReport
+
+        if not isinstance(cut, PruneReport):
+            raise TrainError(
+                "--teacher-in-loop teaches a cut of a chain (SFace) its maps; a cut of dlib's "
+                "ResNet learns from fixed targets (leave out --teacher-in-loop)"
+            )
         pair = live_teacher(teacher_model, model, cut, data.centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)
@@ -444,7 +468,7 @@ def train(opts: TrainOptions) -> Path:
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return {"loss": loss, "triplet": trip, "distill": dist, "hint": hint, **stats}
 
-    augment = Augment(size=SIZE, pad=PAD)
+    augment = Augment(size=geometry.size, pad=geometry.pad)
     log_path = out / LOG_FILE
     write_log(log_path, state["log"])  # the checkpoint's rows: a resumed run's log is whole
     macs = count_macs(model)
@@ -533,12 +557,15 @@ def train(opts: TrainOptions) -> Path:
         "macs": macs,
         "parameters": int(model.count_params()),
         "input": {
-            "size": SIZE,
+            "size": geometry.size,
             "color": "RGB",
             "range": "0-255",
-            "normalisation": "(pixel - 127.5) / 128, inside the graph",
+            "normalisation": student_record.get("normalisation", NORMALISATION),
         },
-        "alignment": "similarity onto the ArcFace 112x112 template, on the detector's five points",
+        "alignment": {
+            **geometry.alignment(),
+            "note": f"similarity onto the {geometry.name} template, on the detector's five points",
+        },
         "metric": "euclidean on L2-normalised embeddings",
         "teacher": _teacher_record(opts.teacher) if mode != "triplet" else None,
         "data": {
@@ -578,11 +605,9 @@ def _short(opts: TrainOptions) -> str:
     return f"cut{keep:g}"
 
 
-def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, Any]:
-    """The student cut out of the teacher bundle's own encoder (its float Keras model);
-    what was kept; the teacher model; the cut's report."""
+def _teacher_source(opts: TrainOptions) -> Any:
+    """The encoder the teacher bundle holds (its manifest names its source)."""
     from model_export.encoders import EncoderError, resolve_encoder
-    from model_export.prune import PruneError, pruned_student
 
     assert opts.teacher is not None
     manifest = json.loads((opts.teacher / "manifest.json").read_text())
@@ -592,15 +617,62 @@ def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, 
             f"--teacher {opts.teacher}: its manifest does not say which encoder it holds"
         )
     try:
-        teacher = resolve_encoder(source).keras_model()
+        return resolve_encoder(source)
+    except EncoderError as exc:
+        raise TrainError(f"--init teacher: {exc}") from exc
+
+
+CUT_PLAN_FACES = 128
+
+
+def student_from_teacher(
+    opts: TrainOptions, source: Any, data: Prepared
+) -> tuple[Any, dict[str, Any], Any, Any]:
+    """The student cut out of the teacher bundle's own encoder (its float Keras model):
+    dlib's ResNet by ``model_export.resnet_cut``, a chain (SFace) by
+    ``model_export.prune``; what was kept; the teacher model; the cut's report."""
+    from model_export.encoders import EncoderError
+    from model_export.prune import PruneError, pruned_student
+
+    try:
+        teacher = source.keras_model()
+    except EncoderError as exc:
+        raise TrainError(f"--init teacher: {exc}") from exc
+    if source.kind == "dlib":
+        from model_export.resnet_cut import resnet_cut
+
+        if opts.scale != 1 or opts.stem_stride != 1 or isinstance(opts.keep, dict):
+            raise TrainError(
+                "--scale, --stem-stride and a per-size --keep cut SFace-style chains; a cut "
+                "of dlib's ResNet takes one --keep (its stream) and --inner-keep"
+            )
+        centre = data.centre
+        pick = np.linspace(0, len(centre) - 1, min(CUT_PLAN_FACES, len(centre))).astype(int)
+        try:
+            model, cut = resnet_cut(
+                teacher, float(opts.keep), opts.inner_keep, centre[pick], opts.stem_kernel
+            )
+        except ValueError as exc:
+            raise TrainError(f"--init teacher: {exc}") from exc
+        record = {
+            "init": "teacher",
+            "architecture": "dlib's ResNet, cut (model_export.resnet_cut)",
+            "teacher_encoder": source.name,
+            **cut.record(),
+            "normalisation": "(pixel - mean) / 256, folded into the first convolution",
+        }
+        return model, record, teacher, cut
+    if opts.stem_kernel != 7:
+        raise TrainError("--stem-kernel shapes a cut of dlib's ResNet (give a dlib --teacher)")
+    try:
         model, report = pruned_student(
             teacher, opts.keep, opts.drop_blocks, stem_stride=opts.stem_stride, scale=opts.scale
         )
-    except (EncoderError, PruneError) as exc:
+    except PruneError as exc:
         raise TrainError(f"--init teacher: {exc}") from exc
     record = {
         "init": "teacher",
-        "teacher_encoder": source,
+        "teacher_encoder": source.name,
         "keep": opts.keep,
         "stem_stride": opts.stem_stride,
         "scale": opts.scale,
@@ -612,19 +684,28 @@ def student_from_teacher(opts: TrainOptions) -> tuple[Any, dict[str, Any], Any, 
 
 
 REFIT_FACES = 256
+REFIT_FACES_RESNET = 1024  # its last maps are 3x3: 256 faces are learnt by heart
 
 
 def refit_cut(model: Any, teacher: Any, cut: Any, data: Prepared) -> dict[str, Any]:
-    """The cut refitted to the teacher layer by layer (``model_export.reconstruct``):
-    the convolutions on ``REFIT_FACES`` training faces spread over the set, the dense
-    layer on every training face. Returns the per-layer errors (for train.json)."""
+    """The cut refitted to the teacher layer by layer (``model_export.reconstruct``,
+    ``model_export.resnet_cut.refit``): the convolutions on a few hundred training faces
+    spread over the set, the last linear layer on every training face. Returns the
+    per-layer errors (for train.json)."""
     from model_export.reconstruct import reconstruct
+    from model_export.resnet_cut import ResnetCut
+    from model_export.resnet_cut import refit as refit_resnet
 
     t0 = time.monotonic()
     centre = data.centre
-    pick = np.linspace(0, len(centre) - 1, min(REFIT_FACES, len(centre))).astype(int)
+    resnet = isinstance(cut, ResnetCut)
+    n = REFIT_FACES_RESNET if resnet else REFIT_FACES
+    pick = np.linspace(0, len(centre) - 1, min(n, len(centre))).astype(int)
     logger.info("refitting the cut to the teacher on %d faces (a few minutes)", len(pick))
-    result = reconstruct(model, teacher, cut, centre[pick], dense_faces=centre)
+    if resnet:
+        result = refit_resnet(model, teacher, cut, centre[pick], dense_faces=centre)
+    else:
+        result = reconstruct(model, teacher, cut, centre[pick], dense_faces=centre)
     logger.info("refit done in %.0f s", time.monotonic() - t0)
     return {
         "faces": len(pick),

@@ -212,3 +212,57 @@ def test_refit_half_resolution(sface_bundle_dir: Path, face_data: Path, tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert "refitting the cut" not in again.stderr
     assert json.loads((out / "train.json").read_text())["student"]["refit"] == refit
+
+
+def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
+    """A cut of dlib's ResNet (the dlib bundle as the teacher): half its stream and inner
+    channels, a 3x3 stem, refitted on real faces, one short epoch, then the export stage
+    and the device path. Its input is a 150x150 chip warped from the detector's five
+    points (no landmark model), which the bundle's manifest carries."""
+    from click.testing import CliRunner
+
+    from model_export.cli import main as export_cli
+    from model_export.train_data import DLIB_CHIP
+
+    out = tmp_path / "run"
+    env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
+    extra = ["--keep", "0.5", "--inner-keep", "0.5", "--stem-kernel", "3", "--refit",
+             "--max-people", "64", "--epochs", "1"]  # fmt: skip
+    done = subprocess.run(
+        _train_cmd(out, bundle_dir, face_data, *extra),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "train.json").read_text())
+    student, refit = meta["student"], meta["student"]["refit"]
+    assert student["stream_channels"] == [16, 32, 64, 128, 128]
+    assert student["inner_channels"] == [16] * 3 + [32] * 4 + [64] * 3 + [128] * 4
+    for name, after in refit["relative_error_after"].items():
+        assert after < refit["relative_error_before"][name], name
+    assert refit["relative_error_after"]["stem_conv"] < 0.2  # 3x3 taps for dlib's 7x7
+    assert meta["macs"] <= DLIB_MACS / 4
+    assert meta["input"]["size"] == 150 and "folded" in meta["input"]["normalisation"]
+    assert meta["alignment"]["template"] == [list(p) for p in DLIB_CHIP.template]
+    # well above chance after one short epoch: the refit starts it near its teacher
+    assert meta["validation"]["final"]["accuracy_mean"] >= 0.75
+
+    bundle_out = tmp_path / "bundle"
+    args = ["build", "--out", str(bundle_out), "--encoder", str(out), "--quantization", "int8",
+            "--data", str(face_data)]  # fmt: skip
+    result = CliRunner().invoke(export_cli, args)
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(bundle_out)
+    m = bundle.raw
+    assert m["alignment"]["type"] == "similarity" and m["alignment"]["size"] == 150
+    assert m["encoder"]["quantization"] == "int8" and m["encoder"]["macs"] <= DLIB_MACS / 4
+    assert m["evaluation"]["accuracy_mean"] >= 0.7
+    engine = load_engine(bundle)
+    image = read_image(sorted((face_data / "lfw").glob("*/*_0001.jpg"))[0])
+    dets = engine.detect(image)
+    aligned = engine.align(image, dets[0])
+    assert aligned.image.shape == (150, 150, 3)
+    (embedding,) = engine.embed([aligned])
+    assert embedding.vector.shape == (128,)

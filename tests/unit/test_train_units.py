@@ -26,15 +26,15 @@ from model_export.build import check_held_out, default_pairs
 from model_export.data import DataError, Pair, pair_people, read_pairs
 from model_export.encoders import EncoderError, resolve_encoder
 from model_export.train_data import (
-    PAD,
-    SIZE,
-    WIDE,
+    ARCFACE,
+    DLIB_CHIP,
     Prepared,
     Split,
     generate_pairs,
     split_people,
-    wide_template,
 )
+
+SIZE, PAD, WIDE = ARCFACE.size, ARCFACE.pad, ARCFACE.wide
 
 # Every strength at zero: the warp is a pure integer translation by PAD and the colour
 # factors are exactly 1, so the result is the centre crop (see test_augment_identity).
@@ -84,8 +84,21 @@ def names_of(pairs: list[Pair]) -> set[str]:
 def test_constants() -> None:
     assert (SIZE, PAD, WIDE) == (112, 16, 144)
     # the wide template is the ArcFace one moved by the border
-    assert wide_template()[0] == pytest.approx([ARCFACE_112[0][0] + 16, ARCFACE_112[0][1] + 16])
-    assert len(wide_template()) == 5
+    wide = ARCFACE.wide_template()
+    assert wide[0] == pytest.approx([ARCFACE_112[0][0] + 16, ARCFACE_112[0][1] + 16])
+    assert len(wide) == 5
+    assert ARCFACE.alignment()["template"][2] == pytest.approx(list(ARCFACE_112[2]))
+
+
+def test_dlib_chip_template_is_mirror_symmetric() -> None:
+    """Mirror augmentation and mirror averaging flip the chip about its middle column
+    (x -> size - 1 - x): the template must map onto itself, eyes and mouth corners
+    swapped, nose in place."""
+    t = np.array(DLIB_CHIP.template)
+    mirrored = t.copy()
+    mirrored[:, 0] = DLIB_CHIP.size - 1 - t[:, 0]
+    assert mirrored[[1, 0, 2, 4, 3]] == pytest.approx(t)
+    assert DLIB_CHIP.wide == 190 and DLIB_CHIP.alignment()["size"] == 150
 
 
 def test_augment_shape_and_dtype() -> None:
