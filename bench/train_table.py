@@ -303,12 +303,24 @@ def row(e: Entry, speed: dict[str, Any], chip: str) -> dict[str, Any]:
     return r
 
 
+def _init(t: dict[str, Any]) -> str:
+    """How the student started: a cut of dlib's ResNet says its fractions and stem."""
+    student, options = t.get("student") or {}, t.get("options") or {}
+    text = str(t.get("init", "-"))
+    if "stream_keep" in student:
+        text = (
+            f"dlib cut {student['stream_keep']:g}/{student['inner_keep']:g}, "
+            f"stem {student.get('stem_kernel', 7)}"
+        )
+    return text + (" + refit" if options.get("refit") else "")
+
+
 def cells(r: dict[str, Any]) -> dict[str, str]:
     t = r.get("training") or {}
     secs = t.get("training_seconds")
     return {
         "row": r["key"],
-        "init": str(t.get("init", "-")),
+        "init": _init(t),
         "loss": str(t.get("loss", "-")),
         "teacher": str(t.get("teacher", "-")),
         "epochs": str(t.get("epochs", "-")),

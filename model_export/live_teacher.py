@@ -4,8 +4,9 @@ A student trained on a few thousand photos fits them and stops generalising when
 targets are fixed, one per photo. With the teacher's float model in the loop, every
 augmented (or mixed) crop gets its own target, and the student learns more than the
 final embedding: each of its convolutions keeps a subset of a teacher convolution's
-channels (``model_export.prune``), so it is also taught the teacher's activations on
-those channels ("hints", FitNets-style, no projection needed). Every spatial position
+channels (``model_export.prune``; a cut of dlib's ResNet, ``model_export.resnet_cut``:
+its stem and each block's first convolution), so it is also taught the teacher's
+activations on those channels ("hints", FitNets-style, no projection needed). Every spatial position
 of every map is a training signal, many more than one vector per photo.
 
 The teacher runs as a float TFLite graph (XNNPACK: about a fifth of TensorFlow's CPU
@@ -26,6 +27,7 @@ import tensorflow as tf
 from keras import layers
 
 from model_export.prune import PruneReport
+from model_export.resnet_cut import ResnetCut
 from model_export.train_data import centred_unit
 
 __all__ = ["LiveTeacher", "TeacherRunner", "centred_targets", "hint_loss", "live_teacher"]
@@ -67,7 +69,9 @@ class TeacherRunner:
         return [np.asarray(out[f"output_{i}"]) for i in range(self.n_outputs)]
 
 
-def hint_pairs(teacher: keras.Model, student: keras.Model, report: PruneReport) -> list[str]:
+def hint_pairs(
+    teacher: keras.Model, student: keras.Model, report: PruneReport | ResnetCut
+) -> list[str]:
     """The convolutions whose student output matches the teacher's map in size, or half
     of it (a cut at half resolution, ``--scale 2``: the teacher's map is averaged 2x2
     for it). A stride-2 stem changes the first maps of a full-resolution cut: those are
@@ -102,7 +106,7 @@ def _student_map(student: keras.Model, name: str) -> Any:
 def live_teacher(
     teacher: keras.Model,
     student: keras.Model,
-    report: PruneReport,
+    report: PruneReport | ResnetCut,
     faces: np.ndarray,
     batch: int = 64,
     sample: int = 1000,

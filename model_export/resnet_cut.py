@@ -83,6 +83,16 @@ class ResnetCut:
     stage_of: list[int] = field(default_factory=list)  # block -> stage of its output
     inner_channels: list[np.ndarray] = field(default_factory=list)  # per block
 
+    @property
+    def channels(self) -> dict[str, np.ndarray]:
+        """The convolutions whose output is a subset of a teacher map's channels, on the
+        teacher's grid (the teacher in the loop hints them): the stem and each block's
+        first convolution (the second one's target is the residual, not a map)."""
+        out = {"stem_conv": self.stream_channels[0]}
+        for (b, _, _), kept in zip(_blocks(), self.inner_channels, strict=True):
+            out[f"{b}_conv1"] = kept
+        return out
+
     def record(self) -> dict[str, Any]:
         return {
             "stream_keep": self.stream,

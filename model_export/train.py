@@ -437,13 +437,6 @@ def train(opts: TrainOptions) -> Path:
         from model_export.live_teacher import centred_targets, hint_loss, live_teacher
 
         assert teacher_model is not None and cut is not None  # live() needs --init teacher
-        from model_export.prune import PruneReport
-
-        if not isinstance(cut, PruneReport):
-            raise TrainError(
-                "--teacher-in-loop teaches a cut of a chain (SFace) its maps; a cut of dlib's "
-                "ResNet learns from fixed targets (leave out --teacher-in-loop)"
-            )
         pair = live_teacher(teacher_model, model, cut, data.centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)

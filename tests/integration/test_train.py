@@ -226,8 +226,10 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
 
     out = tmp_path / "run"
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
+    # one epoch of two steps at a low learning rate: what is measured is the refitted
+    # start (a full learning rate with no warm-up in two steps unsettles it)
     extra = ["--keep", "0.5", "--inner-keep", "0.5", "--stem-kernel", "3", "--refit",
-             "--max-people", "64", "--epochs", "1"]  # fmt: skip
+             "--max-people", "64", "--epochs", "1", "--learning-rate", "1e-4"]  # fmt: skip
     done = subprocess.run(
         _train_cmd(out, bundle_dir, face_data, *extra),
         env=env,
@@ -246,7 +248,8 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     assert meta["macs"] <= DLIB_MACS / 4
     assert meta["input"]["size"] == 150 and "folded" in meta["input"]["normalisation"]
     assert meta["alignment"]["template"] == [list(p) for p in DLIB_CHIP.template]
-    # well above chance after one short epoch: the refit starts it near its teacher
+    # well above chance (600 pairs: 50% +- 2%) before any real training: the refit
+    # starts it near its teacher (about 88% on 1,200 pairs when fitted on all people)
     assert meta["validation"]["final"]["accuracy_mean"] >= 0.75
 
     bundle_out = tmp_path / "bundle"

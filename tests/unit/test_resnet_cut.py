@@ -103,3 +103,19 @@ def test_rejects_bad_fractions_and_stem(teacher: keras.Model) -> None:
         resnet_cut(teacher, 0.0, 0.5, faces(1))
     with pytest.raises(ValueError, match="stem kernel"):
         resnet_cut(teacher, 0.5, 0.5, faces(2), stem_kernel=4)
+
+
+def test_teacher_in_the_loop_hints_the_stem_and_first_convolutions(teacher: keras.Model) -> None:
+    """The maps the teacher in the loop teaches: the stem and each block's first
+    convolution (subsets of the teacher's channels on the teacher's grid); not the
+    second ones, whose target is a residual."""
+    from model_export.dlib_arch import RESNET_BLOCKS
+    from model_export.live_teacher import hint_pairs
+
+    student, cut = resnet_cut(teacher, 0.5, 0.5, faces(4), stem_kernel=3)
+    names = hint_pairs(teacher, student, cut)
+    assert len(names) == 1 + len(RESNET_BLOCKS) and names[0] == "stem_conv"
+    assert all(n.endswith("_conv1") for n in names[1:])
+    for name in names:
+        s, t = student.get_layer(f"{name}_bn").output, teacher.get_layer(name).output
+        assert s.shape[1:3] == t.shape[1:3] and s.shape[-1] == len(cut.channels[name])
