@@ -322,7 +322,7 @@ def cells(r: dict[str, Any]) -> dict[str, str]:
         "row": r["key"],
         "init": _init(t),
         "loss": str(t.get("loss", "-")),
-        "teacher": str(t.get("teacher", "-")),
+        "teacher": str(t.get("teacher") or "-"),
         "epochs": str(t.get("epochs", "-")),
         "train": f"{secs / 60:.0f} min" if secs is not None else "-",
         "quant": r["quantization"],

@@ -408,6 +408,8 @@ def _evaluate_into(
     mirror = gain >= MIRROR_MIN_GAIN
     chosen = variants[f"{q}+mirror" if mirror else q]
     manifest["encoder"]["mirror_average"] = mirror
+    if manifest["encoder"].get("macs"):  # a face costs one pass, or two when mirrored
+        manifest["encoder"]["macs_per_face"] = manifest["encoder"]["macs"] * (2 if mirror else 1)
     manifest["tau"] = {
         "verify": chosen["tau"],
         "identify": chosen["tau_at_far"],

@@ -261,6 +261,8 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     m = bundle.raw
     assert m["alignment"]["type"] == "similarity" and m["alignment"]["size"] == 150
     assert m["encoder"]["quantization"] == "int8" and m["encoder"]["macs"] <= DLIB_MACS / 4
+    passes = 2 if m["encoder"]["mirror_average"] else 1
+    assert m["encoder"]["macs_per_face"] == m["encoder"]["macs"] * passes
     assert m["evaluation"]["accuracy_mean"] >= 0.7
     engine = load_engine(bundle)
     image = read_image(sorted((face_data / "lfw").glob("*/*_0001.jpg"))[0])

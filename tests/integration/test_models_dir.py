@@ -1,0 +1,71 @@
+"""The small encoder committed under models/ (issue 6): it loads with every file's hash
+checked, its manifest states its cost and the command that made it, it runs on the device
+path, and `model-export evaluate` re-measures on its own held-out pairs what the manifest
+says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.engine import load_engine
+from edge.images import read_image
+
+pytestmark = [pytest.mark.integration]
+
+DLIB_MACS = 270_900_000  # dlib's ResNet per pass (its bundle's manifest)
+
+
+@pytest.fixture(scope="module")
+def bundle_root(repo_root: Path) -> Path:
+    return repo_root / "models" / "edge-face-dlib-cut"
+
+
+def test_manifest_states_cost_and_origin(bundle_root: Path) -> None:
+    bundle = load_bundle(bundle_root)  # raises on a changed or missing file
+    m = bundle.raw
+    enc = m["encoder"]
+    assert enc["quantization"] == "int8"
+    assert enc["macs"] <= DLIB_MACS / 4
+    assert enc["macs_per_face"] == enc["macs"] * (2 if enc["mirror_average"] else 1)
+    assert m["alignment"]["type"] == "similarity" and m["alignment"]["size"] == 150
+    command = m["training"]["command"]
+    assert command[:2] == ["model-export", "train"] and "--init" in command
+    assert m["evaluation"]["pairs_file"] == "eval_pairs.json"
+    assert m["evaluation"]["pairs"] == 1200
+
+
+def test_runs_on_the_device_path(bundle_root: Path, face_data: Path) -> None:
+    engine = load_engine(load_bundle(bundle_root))
+    a, b = sorted((face_data / "lfw" / "Colin_Powell").glob("*.jpg"))[:2]
+    vectors = []
+    for path in (a, b):
+        image = read_image(path)
+        (face,) = engine.embed([engine.align(image, engine.detect(image)[0])])
+        vectors.append(face.vector)
+    assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-3 for v in vectors)
+    # two photos of one person: within the bundle's own verification threshold
+    tau = load_bundle(bundle_root).raw["tau"]["verify"]
+    assert float(np.linalg.norm(vectors[0] - vectors[1])) <= tau
+
+
+def test_evaluate_re_measures_the_manifest(
+    bundle_root: Path, face_data: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from model_export.cli import main as export_cli
+
+    out = tmp_path / "eval.json"
+    result = CliRunner(env={"EDGE_FACE_DATA": str(face_data)}).invoke(
+        export_cli, ["evaluate", "--bundle", str(bundle_root), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    measured = json.loads(out.read_text())
+    stated = load_bundle(bundle_root).raw["evaluation"]
+    assert measured["pairs"] == 1200
+    assert abs(measured["accuracy_mean"] - stated["accuracy_mean"]) < 0.005
