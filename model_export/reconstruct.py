@@ -216,10 +216,10 @@ def fit_dense(student: keras.Model, teacher: keras.Model, faces: np.ndarray,
     by that mean). Centred, the student's unit embedding starts at the distillation's
     target (``train_data.centred_unit``: the teacher's embeddings centred on the
     training photos' mean): fitted to the raw embedding, its first epochs went to
-    unlearning the common part (a refitted cut of dlib fell from 88% to 65% in epoch 1). It has about as many weights per output as there
-    are faces, so the ridge is chosen among ``ridges`` by the error on a fifth of the
-    faces left out of the fit (a face and its mirror image on the same side), then the
-    fit is made on all of them."""
+    unlearning the common part (a refitted cut of dlib fell from 88% to 65% in epoch 1).
+    It has about as many weights per output as there are faces, so the ridge is chosen
+    among ``ridges`` by the error on a fifth of the faces left out of the fit (a face and
+    its mirror image on the same side), then the fit is made on all of them."""
     dense = student.layers[-1]
     if not isinstance(dense, layers.Dense):
         raise ValueError(f"{student.name}: the last layer is not a dense layer")

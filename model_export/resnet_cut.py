@@ -47,11 +47,9 @@ from model_export.reconstruct import (
     relative_error,
 )
 
-__all__ = ["ResnetCut", "input_size", "is_dlib_resnet", "refit", "resnet_cut"]
+__all__ = ["ResnetCut", "is_dlib_resnet", "refit", "resnet_cut"]
 
 logger = logging.getLogger(__name__)
-
-INPUT = 150  # dlib's chip
 
 
 def _round8(n: float) -> int:
@@ -68,10 +66,6 @@ def _blocks() -> list[tuple[str, int, bool]]:
 def is_dlib_resnet(model: keras.Model) -> bool:
     names = {ly.name for ly in model.layers}
     return {"stem_conv", "fc"} <= names and all(f"{b}_conv2" in names for b, _, _ in _blocks())
-
-
-def input_size(model: keras.Model) -> int:
-    return int(model.input_shape[1])
 
 
 @dataclass
@@ -166,7 +160,7 @@ def build(teacher: keras.Model, cut: ResnetCut, name: str = "student") -> keras.
         new.set_weights([kernel[:, :, cin][..., cout], bias[cout]])
         return layers.BatchNormalization(name=f"{lname}_bn")(y)
 
-    inp = keras.Input((input_size(t), input_size(t), 3), name="face")
+    inp = keras.Input(t.input_shape[1:], name="face")  # dlib's 150x150 chip
     teacher_stem = t.get_layer("stem_conv").kernel_size[0]
     if cut.stem_kernel > teacher_stem or (teacher_stem - cut.stem_kernel) % 2:
         raise ValueError(f"stem kernel {cut.stem_kernel}: 3, 5 or 7 (the teacher's is 7)")

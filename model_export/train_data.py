@@ -76,7 +76,6 @@ DLIB_CHIP = Geometry(
     ((46.4, 44.9), (102.6, 44.9), (74.5, 77.0), (50.45, 102.2), (98.55, 102.2)),
     20,
 )
-SIZE, PAD = ARCFACE.size, ARCFACE.pad  # the default student's
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +175,7 @@ class Prepared:
     names: list[str]  # person index -> name
     teacher: NDArray[np.float32] | None  # (N, D) teacher embedding, centred, unit length
     teacher_flip: NDArray[np.float32] | None  # of the mirror image
-    val: NDArray[np.uint8]  # (M, SIZE, SIZE, 3) validation faces
+    val: NDArray[np.uint8]  # (M, size, size, 3) validation faces
     val_paths: list[Path]
     geometry: Geometry = ARCFACE
     stats: dict[str, object] = field(default_factory=dict)
