@@ -311,9 +311,9 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--drop-blocks",
-    default="conv_11,conv_12",
-    show_default=True,
-    help="With --init teacher: the teacher's blocks to leave out (comma-separated; '' none).",
+    default=None,
+    help="With --init teacher and a chain (SFace) as the teacher: its blocks to leave out "
+    "(comma-separated; '' none).  [default: conv_11,conv_12]",
 )
 @click.option(
     "--val-pairs",
@@ -333,7 +333,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
           per_person: int, learning_rate: float, width: float, init: str, keep: str,
           inner_keep: float, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
-          max_people: int | None, drop_blocks: str,
+          max_people: int | None, drop_blocks: str | None,
           val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
 
@@ -368,7 +368,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
                         stem_kernel=int(stem_kernel), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
                         teacher_in_loop=teacher_in_loop, hints=hints, mixup=mixup,
                         max_people=max_people,
-                        drop_blocks=tuple(b for b in drop_blocks.split(",") if b),
+                        drop_blocks=None if drop_blocks is None else tuple(b for b in drop_blocks.split(",") if b),
                         val_pairs=val_pairs,
                         val_folds=folds, seed=seed, command=["model-export", *sys.argv[1:]])  # fmt: skip
     if quick:

@@ -93,7 +93,9 @@ class TrainOptions:
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
     inner_keep: float = 0.5  # a cut of dlib's ResNet: inside each block (model_export.resnet_cut)
     stem_kernel: int = 7  # a cut of dlib's ResNet: its first convolution's kernel
-    drop_blocks: tuple[str, ...] = ("conv_11", "conv_12")  # and the blocks left out
+    drop_blocks: tuple[str, ...] | None = (
+        None  # a cut of a chain: blocks left out (None: CHAIN_DROP)
+    )
     stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
     scale: int = 1  # 2: the whole cut at half resolution (model_export.prune)
     refit: bool = False  # init="teacher": refit the cut to the teacher (model_export.reconstruct)
@@ -616,6 +618,7 @@ def _teacher_source(opts: TrainOptions) -> Any:
 
 
 CUT_PLAN_FACES = 128
+CHAIN_DROP = ("conv_11", "conv_12")  # a chain's (SFace's) blocks left out by default
 
 
 def student_from_teacher(
@@ -634,10 +637,16 @@ def student_from_teacher(
     if source.kind == "dlib":
         from model_export.resnet_cut import resnet_cut
 
-        if opts.scale != 1 or opts.stem_stride != 1 or isinstance(opts.keep, dict):
+        if (
+            opts.scale != 1
+            or opts.stem_stride != 1
+            or isinstance(opts.keep, dict)
+            or opts.drop_blocks is not None
+        ):
             raise TrainError(
-                "--scale, --stem-stride and a per-size --keep cut SFace-style chains; a cut "
-                "of dlib's ResNet takes one --keep (its stream) and --inner-keep"
+                "--scale, --stem-stride, --drop-blocks and a per-size --keep cut SFace-style "
+                "chains; a cut of dlib's ResNet takes one --keep (its stream), --inner-keep "
+                "and --stem-kernel"
             )
         centre = data.centre
         pick = np.linspace(0, len(centre) - 1, min(CUT_PLAN_FACES, len(centre))).astype(int)
@@ -659,7 +668,11 @@ def student_from_teacher(
         raise TrainError("--stem-kernel shapes a cut of dlib's ResNet (give a dlib --teacher)")
     try:
         model, report = pruned_student(
-            teacher, opts.keep, opts.drop_blocks, stem_stride=opts.stem_stride, scale=opts.scale
+            teacher,
+            opts.keep,
+            CHAIN_DROP if opts.drop_blocks is None else opts.drop_blocks,
+            stem_stride=opts.stem_stride,
+            scale=opts.scale,
         )
     except PruneError as exc:
         raise TrainError(f"--init teacher: {exc}") from exc

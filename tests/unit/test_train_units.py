@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import cv2
 import numpy as np
@@ -560,6 +560,29 @@ def test_check_options_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
     train_mod.check_options(replace(opts, loss="distill", distill="distance"))
     assert replace(opts, teacher=None).resolved_loss() == "triplet"
     assert replace(opts, loss="triplet").resolved_loss() == "triplet"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"drop_blocks": ("conv_11",)},
+        {"drop_blocks": ()},
+        {"scale": 2},
+        {"stem_stride": 2},
+        {"keep": {56: 0.5, 7: 0.75}},
+    ],
+)
+def test_chain_options_rejected_for_a_cut_of_dlib(
+    tmp_path: Path, train_mod: ModuleType, change: dict[str, object]
+) -> None:
+    """Options that shape a cut of a chain (SFace) are errors with dlib's ResNet as the
+    teacher, not silently ignored; left at their defaults they pass the check."""
+    dlib = SimpleNamespace(kind="dlib", name="dlib", keras_model=lambda: None)
+    opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
+    with pytest.raises(train_mod.TrainError, match="a cut of dlib's ResNet takes one --keep"):
+        train_mod.student_from_teacher(replace(opts, **change), dlib, None)
+    with pytest.raises(AttributeError):  # past the check: None is no Prepared
+        train_mod.student_from_teacher(opts, dlib, None)
 
 
 def test_quick_options(tmp_path: Path, train_mod: ModuleType) -> None:
