@@ -93,9 +93,8 @@ class TrainOptions:
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
     inner_keep: float = 0.5  # a cut of dlib's ResNet: inside each block (model_export.resnet_cut)
     stem_kernel: int = 7  # a cut of dlib's ResNet: its first convolution's kernel
-    drop_blocks: tuple[str, ...] | None = (
-        None  # a cut of a chain: blocks left out (None: CHAIN_DROP)
-    )
+    # a cut of a chain (SFace): its blocks left out (None: CHAIN_DROP)
+    drop_blocks: tuple[str, ...] | None = None
     stem_stride: int = 1  # 2: the cut's first convolution at stride 2 (model_export.prune)
     scale: int = 1  # 2: the whole cut at half resolution (model_export.prune)
     refit: bool = False  # init="teacher": refit the cut to the teacher (model_export.reconstruct)
@@ -375,6 +374,8 @@ def train(opts: TrainOptions) -> Path:
     mode = opts.resolved_loss()
     in_loop = live(opts)
     teacher_source = _teacher_source(opts) if opts.init == "teacher" else None
+    if teacher_source is not None:
+        check_cut(opts, teacher_source.kind)
     geometry = (
         DLIB_CHIP if teacher_source is not None and teacher_source.kind == "dlib" else ARCFACE
     )
@@ -621,6 +622,26 @@ CUT_PLAN_FACES = 128
 CHAIN_DROP = ("conv_11", "conv_12")  # a chain's (SFace's) blocks left out by default
 
 
+def check_cut(opts: TrainOptions, kind: str) -> None:
+    """The options that shape the cut against the kind of encoder the teacher holds
+    (``dlib``: ``model_export.resnet_cut``; else a chain: ``model_export.prune``), before
+    any data is prepared."""
+    if kind == "dlib":
+        if (
+            opts.scale != 1
+            or opts.stem_stride != 1
+            or isinstance(opts.keep, dict)
+            or opts.drop_blocks is not None
+        ):
+            raise TrainError(
+                "--scale, --stem-stride, --drop-blocks and a per-size --keep cut SFace-style "
+                "chains; a cut of dlib's ResNet takes one --keep (its stream), --inner-keep "
+                "and --stem-kernel"
+            )
+    elif opts.stem_kernel != 7:
+        raise TrainError("--stem-kernel shapes a cut of dlib's ResNet (give a dlib --teacher)")
+
+
 def student_from_teacher(
     opts: TrainOptions, source: Any, data: Prepared
 ) -> tuple[Any, dict[str, Any], Any, Any]:
@@ -637,17 +658,6 @@ def student_from_teacher(
     if source.kind == "dlib":
         from model_export.resnet_cut import resnet_cut
 
-        if (
-            opts.scale != 1
-            or opts.stem_stride != 1
-            or isinstance(opts.keep, dict)
-            or opts.drop_blocks is not None
-        ):
-            raise TrainError(
-                "--scale, --stem-stride, --drop-blocks and a per-size --keep cut SFace-style "
-                "chains; a cut of dlib's ResNet takes one --keep (its stream), --inner-keep "
-                "and --stem-kernel"
-            )
         centre = data.centre
         pick = np.linspace(0, len(centre) - 1, min(CUT_PLAN_FACES, len(centre))).astype(int)
         try:
@@ -664,8 +674,6 @@ def student_from_teacher(
             "normalisation": "(pixel - mean) / 256, folded into the first convolution",
         }
         return model, record, teacher, cut
-    if opts.stem_kernel != 7:
-        raise TrainError("--stem-kernel shapes a cut of dlib's ResNet (give a dlib --teacher)")
     try:
         model, report = pruned_student(
             teacher,

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -576,13 +576,16 @@ def test_chain_options_rejected_for_a_cut_of_dlib(
     tmp_path: Path, train_mod: ModuleType, change: dict[str, object]
 ) -> None:
     """Options that shape a cut of a chain (SFace) are errors with dlib's ResNet as the
-    teacher, not silently ignored; left at their defaults they pass the check."""
-    dlib = SimpleNamespace(kind="dlib", name="dlib", keras_model=lambda: None)
+    teacher, not silently ignored; left at their defaults they pass the check (made before
+    any data is prepared); --stem-kernel is dlib's only."""
     opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
     with pytest.raises(train_mod.TrainError, match="a cut of dlib's ResNet takes one --keep"):
-        train_mod.student_from_teacher(replace(opts, **change), dlib, None)
-    with pytest.raises(AttributeError):  # past the check: None is no Prepared
-        train_mod.student_from_teacher(opts, dlib, None)
+        train_mod.check_cut(replace(opts, **change), "dlib")
+    train_mod.check_cut(opts, "dlib")
+    train_mod.check_cut(replace(opts, stem_kernel=3), "dlib")
+    train_mod.check_cut(replace(opts, **change), "onnx")  # a chain takes them
+    with pytest.raises(train_mod.TrainError, match="--stem-kernel shapes a cut of dlib"):
+        train_mod.check_cut(replace(opts, stem_kernel=3), "onnx")
 
 
 def test_quick_options(tmp_path: Path, train_mod: ModuleType) -> None:
