@@ -304,6 +304,14 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     "of two people's faces, labelled by the teacher.",
 )
 @click.option(
+    "--average",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Write (and validate) the moving average of the weights over about this many "
+    "epochs instead of the last epoch's weights (0: off).",
+)
+@click.option(
     "--max-people",
     type=click.IntRange(2),
     default=None,
@@ -333,7 +341,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
           per_person: int, learning_rate: float, width: float, init: str, keep: str,
           inner_keep: float, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
-          max_people: int | None, drop_blocks: str | None,
+          average: float, max_people: int | None, drop_blocks: str | None,
           val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
 
@@ -367,7 +375,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
                         keep=_keep(keep), inner_keep=inner_keep,
                         stem_kernel=int(stem_kernel), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
                         teacher_in_loop=teacher_in_loop, hints=hints, mixup=mixup,
-                        max_people=max_people,
+                        average=average, max_people=max_people,
                         drop_blocks=None if drop_blocks is None else tuple(b for b in drop_blocks.split(",") if b),
                         val_pairs=val_pairs,
                         val_folds=folds, seed=seed, command=["model-export", *sys.argv[1:]])  # fmt: skip

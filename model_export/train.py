@@ -13,6 +13,7 @@ a second run with the same ``--out`` resumes. The output folder is an encoder th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -50,6 +51,7 @@ META_FILE = "train.json"
 LOG_FILE = "log.csv"
 NORMALISATION = "(pixel - 127.5) / 128, inside the graph"
 PAIRS_FILE = "val_pairs.json"
+AVERAGE_FILE = "average.npz"
 LOG_COLUMNS = [
     "epoch",
     "steps",
@@ -102,6 +104,7 @@ class TrainOptions:
     hints: float = 1.0  # with teacher_in_loop: weight of the teacher's maps as targets
     mixup: float = 0.0  # with teacher_in_loop, distill only: fraction of mixed faces
     dropout: float = 0.0
+    average: float = 0.0  # epochs: write the weights' moving average over about these (0: off)
     val_pairs: Path | None = None
     val_folds: tuple[int, ...] = (4, 5)
     val_fraction: float = 0.2
@@ -154,6 +157,8 @@ def check_options(opts: TrainOptions) -> None:
         raise TrainError("--init teacher needs --teacher BUNDLE")
     if opts.epochs < 1:
         raise TrainError("--epochs must be at least 1")
+    if opts.average < 0:
+        raise TrainError("--average is a number of epochs, 0 (off) or more")
     if opts.teacher_in_loop and (opts.init != "teacher" or opts.resolved_loss() == "triplet"):
         raise TrainError(
             "--teacher-in-loop needs --init teacher and a distillation loss (distill or both)"
@@ -298,7 +303,7 @@ class Checkpoints:
     def state_file(self) -> Path:
         return self.folder / "state.json"
 
-    def save(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    def save(self, model: Any, optimizer: Any, state: dict[str, Any], average: Any = None) -> None:
         name = f"epoch-{state['epoch']:04d}"
         target = self.folder / name
         shutil.rmtree(target, ignore_errors=True)
@@ -306,6 +311,8 @@ class Checkpoints:
         model.save_weights(target / "model.weights.h5")
         opt = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
         np.savez(target / "optimizer.npz", **opt)
+        if average is not None:
+            average.save(target / AVERAGE_FILE)
         part = self.folder / "state.json.part"
         part.write_text(json.dumps({**state, "checkpoint": name}, indent=1))
         part.replace(self.state_file)
@@ -313,7 +320,7 @@ class Checkpoints:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def load(self, model: Any, optimizer: Any) -> dict[str, Any] | None:
+    def load(self, model: Any, optimizer: Any, average: Any = None) -> dict[str, Any] | None:
         if not self.state_file.is_file():
             return None
         state: dict[str, Any] = json.loads(self.state_file.read_text())
@@ -325,6 +332,8 @@ class Checkpoints:
             raise TrainError(f"{self.folder}: the checkpoint's optimizer does not match this run")
         for i, v in enumerate(optimizer.variables):
             v.assign(saved[f"v{i}"])
+        if average is not None:
+            average.load(target / AVERAGE_FILE)
         return state
 
 
@@ -421,7 +430,17 @@ def train(opts: TrainOptions) -> Path:
             record.write_text(json.dumps(refit_cut(model, teacher_model, cut, data)))
         if record.is_file():
             student_record["refit"] = json.loads(record.read_text())
-    state = ckpt.load(model, optimizer) or {"epoch": 0, "seconds": 0.0, "rng": None, "log": []}
+    averager = None
+    if opts.average:
+        from model_export.averaging import WeightAverage, decay_for
+
+        averager = WeightAverage(model, decay_for(opts.average, steps_per_epoch))
+    state = ckpt.load(model, optimizer, averager) or {
+        "epoch": 0,
+        "seconds": 0.0,
+        "rng": None,
+        "log": [],
+    }
     if state["epoch"]:
         logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)
     rng = np.random.default_rng(opts.seed)
@@ -462,6 +481,8 @@ def train(opts: TrainOptions) -> Path:
             loss = (trip if use_triplet else 0.0) + weight * dist + hint_weight * hint
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        if averager is not None:
+            averager.update()
         return {"loss": loss, "triplet": trip, "distill": dist, "hint": hint, **stats}
 
     augment = Augment(size=geometry.size, pad=geometry.pad)
@@ -502,7 +523,8 @@ def train(opts: TrainOptions) -> Path:
         means = {k: v / max(n, 1) for k, v in sums.items()}
         if not np.isfinite(means.get("loss", np.nan)):
             raise TrainError(f"epoch {epoch}: the loss is not finite; lower --learning-rate")
-        report = validate(model, data, split)
+        with averaged(averager):
+            report = validate(model, data, split)
         seconds = time.monotonic() - t0
         row = [
             epoch,
@@ -525,7 +547,7 @@ def train(opts: TrainOptions) -> Path:
             "last_validation": report,
             "log": [*state["log"], row],
         }
-        ckpt.save(model, optimizer, state)
+        ckpt.save(model, optimizer, state, averager)
         write_log(log_path, state["log"])
         logger.info(
             "epoch %d/%d: loss %.4f (triplet %.4f, distill %.4f, hint %.4f, %.0f%% active) | held-out "
@@ -542,7 +564,8 @@ def train(opts: TrainOptions) -> Path:
             seconds,
         )
     plot_log(log_path, out / "training.png")
-    _save_encoder(model, out / ENCODER_FILE)
+    with averaged(averager):
+        _save_encoder(model, out / ENCODER_FILE)
     meta = {
         "format": 1,
         "name": f"edge-face-student-{_short(opts)}-{mode}",
@@ -574,7 +597,7 @@ def train(opts: TrainOptions) -> Path:
             "pairs_file": PAIRS_FILE,
             "split": split.how,
             "final": report,
-            "model": "the last epoch (never selected on these pairs)",
+            "model": _written(opts),
         },
         "epochs": opts.epochs,
         "training_seconds": round(state["seconds"], 1),
@@ -582,6 +605,20 @@ def train(opts: TrainOptions) -> Path:
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
     return out
+
+
+def averaged(averager: Any) -> Any:
+    """The block runs on the averaged weights, when the run averages them."""
+    return averager.applied() if averager is not None else contextlib.nullcontext()
+
+
+def _written(opts: TrainOptions) -> str:
+    if opts.average:
+        return (
+            f"the moving average of the weights over about the last {opts.average:g} epochs, "
+            "at the last epoch (never selected on these pairs)"
+        )
+    return "the last epoch (never selected on these pairs)"
 
 
 def write_log(path: Path, rows: list[list[Any]]) -> None:

@@ -163,10 +163,12 @@ def test_trained_encoder_becomes_an_int8_bundle(
 def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
     """Two short epochs on 64 people with the teacher labelling every crop: the
     distillation and hint losses are recorded and fall, the hinted convolutions are the
-    ten whose maps keep the teacher's size (the stride-2 stem changes the first two)."""
+    ten whose maps keep the teacher's size (the stride-2 stem changes the first two); the
+    weights' moving average is kept and written."""
     out = tmp_path / "run"
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
-    extra = ["--teacher-in-loop", "--mixup", "0.25", "--stem-stride", "2", "--max-people", "64"]
+    extra = ["--teacher-in-loop", "--mixup", "0.25", "--stem-stride", "2", "--max-people", "64",
+             "--average", "1"]  # fmt: skip
     cmd = [*_train_cmd(out, sface_bundle_dir, face_data, *extra), "--epochs", "2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -182,6 +184,9 @@ def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: 
     assert meta["options"]["teacher_in_loop"] and meta["options"]["mixup"] == 0.25
     assert meta["student"]["stem_stride"] == 2 and meta["macs"] <= DLIB_MACS / 4
     assert meta["data"]["people"] == 64
+    # the weights' average is checkpointed with the run and is what was written
+    assert (out / "checkpoints" / "epoch-0002" / "average.npz").is_file()
+    assert "moving average" in meta["validation"]["model"]
 
 
 def test_refit_half_resolution(sface_bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:

@@ -937,3 +937,57 @@ def test_teacher_runner_matches_keras(train_mod: ModuleType) -> None:
         assert [g.shape for g in got] == [(n, 5), (n, 8, 8, 2), (n, 4, 4, 4)]
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- weight average
+
+
+def test_average_decay_for() -> None:
+    from model_export.averaging import decay_for
+
+    assert decay_for(5, 200) == pytest.approx(1 - 1 / 1000)
+    assert decay_for(0.5, 1) == 0.0  # less than a step: no averaging at all
+    with pytest.raises(ValueError, match="positive"):
+        decay_for(0, 100)
+
+
+def test_average_of_weights(tmp_path: Path, train_mod: ModuleType) -> None:
+    """The debiased moving average, by hand: decay min(0.5, (1+t)/(10+t)) at step t."""
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    from model_export.averaging import WeightAverage
+
+    model = tiny_model(keras)
+    average = WeightAverage(model, decay=0.5)
+    update = tf.function(average.update)  # as inside the training step
+    kernel, bias = model.weights
+    expected = [np.asarray(kernel.numpy()).copy(), np.asarray(bias.numpy()).copy()]
+    for t, value in enumerate([1.0, 2.0, 4.0, 8.0]):
+        kernel.assign(np.full((3, 2), value, np.float32))
+        bias.assign(np.full((2,), -value, np.float32))
+        update()
+        d = min(0.5, (1 + t) / (10 + t))  # 0.1, 0.18..., 0.25, 0.3...
+        expected = [d * expected[0] + (1 - d) * value, d * expected[1] - (1 - d) * value]
+    assert np.allclose(average.shadow[0].numpy(), expected[0])
+    assert np.allclose(average.shadow[1].numpy(), expected[1])
+
+    # applied: the model holds the average inside the block, its own weights after
+    x = np.ones((1, 3), np.float32)
+    with average.applied():
+        assert np.allclose(kernel.numpy(), expected[0])
+        inside = np.asarray(model(x))
+    assert np.allclose(kernel.numpy(), 8.0)
+    assert np.allclose(inside, x @ expected[0] + expected[1])
+
+    # checkpointed with the run and loaded back, step count included
+    average.save(tmp_path / "average.npz")
+    other = WeightAverage(tiny_model(keras), decay=0.5)
+    other.load(tmp_path / "average.npz")
+    assert int(other.count.numpy()) == 4
+    for a, b in zip(other.shadow, average.shadow, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())
+    bigger = WeightAverage(
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(2)]), 0.5
+    )
+    with pytest.raises(ValueError, match="does not match"):
+        bigger.load(tmp_path / "average.npz")
