@@ -233,6 +233,8 @@ def training_record(meta: dict[str, Any]) -> dict[str, Any]:
         loss += f" + hints x{options['hints']:g} (teacher in the loop)"
     if options.get("mixup"):
         loss += f" + mixup {options['mixup']:g}"
+    if options.get("average"):
+        loss += f"; weights averaged over {options['average']:g} epochs"
     return {
         "name": meta.get("name"),
         "loss": loss,

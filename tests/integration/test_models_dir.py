@@ -69,3 +69,5 @@ def test_evaluate_re_measures_the_manifest(
     stated = load_bundle(bundle_root).raw["evaluation"]
     assert measured["pairs"] == 1200
     assert abs(measured["accuracy_mean"] - stated["accuracy_mean"]) < 0.005
+    # a floor: the committed model is no worse than the one it replaced (L3, 96.67%)
+    assert measured["accuracy_mean"] >= 0.965
