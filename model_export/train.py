@@ -6,6 +6,7 @@ triplets on the L2-normalised embeddings, margin g. With a teacher bundle, disti
 the student also learns the teacher's unit embedding of each photo (or the distances
 between them), through the teacher's own device path. Validation on pairs of people
 kept out of training, every epoch (monitoring only: the final model is the last epoch,
+or with ``--average`` the moving average of its weights (``model_export.averaging``),
 never picked on the validation pairs, so they stay a fair test). Checkpoints every epoch;
 a second run with the same ``--out`` resumes. The output folder is an encoder that
 ``model-export build --encoder DIR`` turns into a bundle.
