@@ -33,6 +33,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from model_export.augment import Augment
+from model_export.averaging import WeightAverage, decay_for
 from model_export.metrics import verification_report
 from model_export.train_data import (
     ARCFACE,
@@ -304,7 +305,13 @@ class Checkpoints:
     def state_file(self) -> Path:
         return self.folder / "state.json"
 
-    def save(self, model: Any, optimizer: Any, state: dict[str, Any], average: Any = None) -> None:
+    def save(
+        self,
+        model: Any,
+        optimizer: Any,
+        state: dict[str, Any],
+        average: WeightAverage | None = None,
+    ) -> None:
         name = f"epoch-{state['epoch']:04d}"
         target = self.folder / name
         shutil.rmtree(target, ignore_errors=True)
@@ -321,7 +328,9 @@ class Checkpoints:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def load(self, model: Any, optimizer: Any, average: Any = None) -> dict[str, Any] | None:
+    def load(
+        self, model: Any, optimizer: Any, average: WeightAverage | None = None
+    ) -> dict[str, Any] | None:
         if not self.state_file.is_file():
             return None
         state: dict[str, Any] = json.loads(self.state_file.read_text())
@@ -431,17 +440,11 @@ def train(opts: TrainOptions) -> Path:
             record.write_text(json.dumps(refit_cut(model, teacher_model, cut, data)))
         if record.is_file():
             student_record["refit"] = json.loads(record.read_text())
-    averager = None
-    if opts.average:
-        from model_export.averaging import WeightAverage, decay_for
-
-        averager = WeightAverage(model, decay_for(opts.average, steps_per_epoch))
-    state = ckpt.load(model, optimizer, averager) or {
-        "epoch": 0,
-        "seconds": 0.0,
-        "rng": None,
-        "log": [],
-    }
+    averager = (
+        WeightAverage(model, decay_for(opts.average, steps_per_epoch)) if opts.average else None
+    )
+    fresh = {"epoch": 0, "seconds": 0.0, "rng": None, "log": []}
+    state = ckpt.load(model, optimizer, averager) or fresh
     if state["epoch"]:
         logger.info("resuming after epoch %d of %d", state["epoch"], opts.epochs)
     rng = np.random.default_rng(opts.seed)
@@ -608,7 +611,7 @@ def train(opts: TrainOptions) -> Path:
     return out
 
 
-def averaged(averager: Any) -> Any:
+def averaged(averager: WeightAverage | None) -> contextlib.AbstractContextManager[None]:
     """The block runs on the averaged weights, when the run averages them."""
     return averager.applied() if averager is not None else contextlib.nullcontext()
 
