@@ -300,8 +300,8 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
-    help="With --teacher-in-loop --loss distill: fraction of each batch replaced by blends "
-    "of two people's faces, labelled by the teacher.",
+    help="With --teacher-in-loop: fraction of each batch replaced by blends of two people's "
+    "faces, labelled by the teacher (and left out of the triplet loss).",
 )
 @click.option(
     "--average",

@@ -190,7 +190,12 @@ def semi_hard_triplet_loss(
 def mine(
     labels: TensorLike, emb: TensorLike, margin: float | tf.Tensor, strategy: str
 ) -> tuple[tf.Tensor, Stats]:
-    """The triplet loss and stats with the mining ``strategy``, one of ``STRATEGIES``."""
+    """The triplet loss and stats with the mining ``strategy``, one of ``STRATEGIES``.
+    Faces with a negative label have no identity (a blend of two people, ``--mixup``):
+    they are neither anchors, positives nor negatives."""
+    labels = tf.convert_to_tensor(labels)
+    known = labels >= 0
+    labels, emb = tf.boolean_mask(labels, known), tf.boolean_mask(emb, known)
     if strategy == "batch-hard":
         return batch_hard_triplet_loss(labels, emb, margin)
     if strategy == "semi-hard":

@@ -104,7 +104,7 @@ class TrainOptions:
     refit: bool = False  # init="teacher": refit the cut to the teacher (model_export.reconstruct)
     teacher_in_loop: bool = False  # init="teacher": the teacher labels every crop (live_teacher)
     hints: float = 1.0  # with teacher_in_loop: weight of the teacher's maps as targets
-    mixup: float = 0.0  # with teacher_in_loop, distill only: fraction of mixed faces
+    mixup: float = 0.0  # with teacher_in_loop: fraction of mixed faces (no triplets)
     dropout: float = 0.0
     average: float = 0.0  # epochs: write the weights' moving average over about these (0: off)
     val_pairs: Path | None = None
@@ -165,8 +165,6 @@ def check_options(opts: TrainOptions) -> None:
         raise TrainError(
             "--teacher-in-loop needs --init teacher and a distillation loss (distill or both)"
         )
-    if opts.mixup and opts.resolved_loss() != "distill":
-        raise TrainError("--mixup needs --loss distill (a mixed face has no one identity)")
     if opts.init != "teacher" and (opts.refit or opts.scale != 1 or opts.stem_stride != 1):
         raise TrainError(
             "--refit, --scale and --stem-stride need --init teacher (they shape a cut of it)"
@@ -215,16 +213,24 @@ def batches(
             faces[j], flipped = augment(data.wide[row], rng)
             if data.teacher is not None and data.teacher_flip is not None:
                 targets[j] = (data.teacher_flip if flipped else data.teacher)[row]
+        labels = data.labels[rows].copy()
         if opts.mixup:
-            mix(faces, data.labels[rows], opts.mixup, rng)
-        yield faces, data.labels[rows], targets
+            labels[mix(faces, labels, opts.mixup, rng)] = NO_IDENTITY
+        yield faces, labels, targets
 
 
-def mix(faces: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator) -> None:
+NO_IDENTITY = -1  # the label of a mixed face: left out of the triplet loss (losses.mine)
+
+
+def mix(
+    faces: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """Replace a ``fraction`` of the faces, in place, by a blend of that face and another
-    person's (weight 0.3-0.7): faces no one has, for a teacher in the loop to label."""
+    person's (weight 0.3-0.7): faces no one has, for a teacher in the loop to label.
+    Returns the mask of the faces mixed (they belong to no one of ``labels``)."""
     n = len(faces)
     source = faces.copy()  # blends of the faces as they came, never of earlier blends
+    mixed = np.zeros(n, bool)
     for j in np.flatnonzero(rng.random(n) < fraction):
         others = np.flatnonzero(labels != labels[j])
         if not len(others):
@@ -232,6 +238,8 @@ def mix(faces: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.G
         k = int(rng.choice(others))
         w = rng.uniform(0.3, 0.7)
         faces[j] = np.rint(w * source[j] + (1 - w) * source[k]).astype(np.uint8)
+        mixed[j] = True
+    return mixed
 
 
 def with_teacher(it: Iterator[Any], runner: Any) -> Iterator[Any]:

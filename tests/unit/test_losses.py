@@ -195,6 +195,21 @@ def test_mine_dispatches() -> None:
     assert float(mine(labels, x, 1.0, "batch-hard")[0]) == pytest.approx(1.5, abs=1e-5)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_mine_leaves_out_faces_without_identity(strategy: str) -> None:
+    """Label -1 (a mixed face) is no one: FIVE with two such points put where they would
+    be the nearest negative of anchors 1-2 (3.5) and of each other's positive (0.5, 3.5),
+    mines exactly as FIVE alone, and no gradient reaches them."""
+    labels = [0, -1, 0, 0, 1, -1, 1]
+    x = tf.constant(line(0, 3.5, 1, 3, 4, 0.5, 8), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss, stats = mine(labels, x, 0.5, strategy)
+    assert values((loss, stats)) == approx(values(mine(FIVE_LABELS, FIVE, 0.5, strategy)))
+    grad = tape.gradient(loss, x).numpy()[:, 0]
+    assert grad[1] == 0.0 and grad[5] == 0.0 and np.any(grad != 0.0)
+
+
 def test_mine_rejects_an_unknown_strategy() -> None:
     with pytest.raises(ValueError, match="'batch-hard', 'semi-hard'") as info:
         mine([0, 0], line(0, 1), 1.0, "hardest")

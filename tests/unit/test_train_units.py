@@ -446,6 +446,21 @@ def test_batches_without_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
     assert list(train_mod.batches(few, opts, np.random.default_rng(1), Augment())) == []
 
 
+def test_batches_label_mixed_faces_as_no_one(tmp_path: Path, train_mod: ModuleType) -> None:
+    """With --mixup every blended face is labelled NO_IDENTITY (left out of the triplet
+    loss); the others keep their person, the data's own labels are untouched."""
+    data = fake_prepared([2, 2, 2, 1, 3], teacher=False)
+    before = data.labels.copy()
+    opts = train_mod.TrainOptions(
+        data=tmp_path, out=tmp_path / "out", people_per_batch=5, images_per_person=4, mixup=0.5
+    )
+    _, labels, _ = next(train_mod.batches(data, opts, np.random.default_rng(3), Augment()))
+    mixed = labels == train_mod.NO_IDENTITY
+    assert 0 < mixed.sum() < len(labels)
+    assert set(Counter(labels[~mixed].tolist()).values()) <= {1, 2, 3, 4}
+    assert np.array_equal(data.labels, before)
+
+
 def test_batches_shuffle_people(tmp_path: Path, train_mod: ModuleType) -> None:
     data = fake_prepared([1] * 6, teacher=False)
     opts = train_mod.TrainOptions(
@@ -868,10 +883,10 @@ def test_mix_blends_other_people(train_mod: ModuleType) -> None:
     labels = np.array([0, 0, 1, 1])
     faces = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (0, 0, 200, 200)])
     same = faces.copy()
-    train_mod.mix(same, labels, 0.0, rng)
+    assert not train_mod.mix(same, labels, 0.0, rng).any()
     assert np.array_equal(same, faces)
     mixed = faces.copy()
-    train_mod.mix(mixed, labels, 1.0, rng)
+    assert train_mod.mix(mixed, labels, 1.0, rng).all()
     for j in range(4):
         assert np.all(mixed[j] == mixed[j, 0, 0, 0])
         assert 60 <= int(mixed[j, 0, 0, 0]) <= 140
@@ -883,8 +898,8 @@ def test_mix_blends_other_people(train_mod: ModuleType) -> None:
     [
         ({"teacher_in_loop": True, "init": "scratch", "loss": "distill"}, "needs --init teacher"),
         ({"teacher_in_loop": True, "init": "teacher", "loss": "triplet"}, "distillation loss"),
-        ({"mixup": 0.25, "loss": "both", "init": "teacher"}, "needs --loss distill"),
         ({"mixup": 0.25, "loss": "distill", "init": "teacher"}, "needs --teacher-in-loop"),
+        ({"mixup": 0.25, "loss": "both", "init": "teacher"}, "needs --teacher-in-loop"),
     ],
 )
 def test_check_options_teacher_in_loop(
@@ -898,6 +913,7 @@ def test_check_options_teacher_in_loop(
         train_mod.check_options(replace(opts, **changes))
     loop = replace(opts, init="teacher", loss="distill", teacher_in_loop=True, mixup=0.25)
     train_mod.check_options(loop)
+    train_mod.check_options(replace(loop, loss="both"))  # mixed faces skip the triplets
     assert train_mod.live(loop)
     assert not train_mod.live(replace(loop, teacher_in_loop=False))
     assert not train_mod.live(replace(opts, init="teacher", loss="distill"))
