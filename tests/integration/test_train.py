@@ -161,14 +161,15 @@ def test_trained_encoder_becomes_an_int8_bundle(
 
 
 def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
-    """Two short epochs on 64 people with the teacher labelling every crop: the
-    distillation and hint losses are recorded and fall, the hinted convolutions are the
-    ten whose maps keep the teacher's size (the stride-2 stem changes the first two); the
-    weights' moving average is kept and written."""
+    """Two short epochs on 64 people with the teacher labelling every crop, a quarter of
+    them blends of two people (left out of the triplet loss): the distillation and hint
+    losses are recorded and fall, the triplet loss is finite, the hinted convolutions are
+    the ten whose maps keep the teacher's size (the stride-2 stem changes the first two);
+    the weights' moving average is kept and written."""
     out = tmp_path / "run"
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
     extra = ["--teacher-in-loop", "--mixup", "0.25", "--stem-stride", "2", "--max-people", "64",
-             "--average", "1"]  # fmt: skip
+             "--average", "1", "--loss", "both"]  # fmt: skip
     cmd = [*_train_cmd(out, sface_bundle_dir, face_data, *extra), "--epochs", "2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -178,7 +179,9 @@ def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: 
     for key in ("loss", "distill", "hint"):
         first, last = float(rows[0][key]), float(rows[-1][key])
         assert 0 < last < first, (key, first, last)
+    assert all(0 < float(r["triplet"]) < 10 for r in rows)
     meta = json.loads((out / "train.json").read_text())
+    assert meta["options"]["loss"] == "both"
     hinted = meta["student"]["hinted"]
     assert len(hinted) == 10 and "conv_1_conv2d" not in hinted and "conv_3_conv2d" in hinted
     assert meta["options"]["teacher_in_loop"] and meta["options"]["mixup"] == 0.25
