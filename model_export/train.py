@@ -213,7 +213,7 @@ def batches(
             faces[j], flipped = augment(data.wide[row], rng)
             if data.teacher is not None and data.teacher_flip is not None:
                 targets[j] = (data.teacher_flip if flipped else data.teacher)[row]
-        labels = data.labels[rows].copy()
+        labels = data.labels[rows]  # a new array (indexed by a list): marked below
         if opts.mixup:
             labels[mix(faces, labels, opts.mixup, rng)] = NO_IDENTITY
         yield faces, labels, targets

@@ -197,9 +197,9 @@ def test_mine_dispatches() -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_mine_leaves_out_faces_without_identity(strategy: str) -> None:
-    """Label -1 (a mixed face) is no one: FIVE with two such points put where they would
-    be the nearest negative of anchors 1-2 (3.5) and of each other's positive (0.5, 3.5),
-    mines exactly as FIVE alone, and no gradient reaches them."""
+    """Label -1 (a mixed face) is no one: FIVE plus two such points, at 3.5 (it would be
+    the nearest negative of the points at 3 and 4) and at 0.5 (the two would be each
+    other's positive), mines exactly as FIVE alone, and no gradient reaches them."""
     labels = [0, -1, 0, 0, 1, -1, 1]
     x = tf.constant(line(0, 3.5, 1, 3, 4, 0.5, 8), tf.float32)
     with tf.GradientTape() as tape:
