@@ -217,6 +217,13 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     "--learning-rate", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True
 )
 @click.option(
+    "--weight-decay",
+    type=click.FloatRange(0),
+    default=5e-4,
+    show_default=True,
+    help="AdamW's decoupled weight decay (each step shrinks the weights by learning rate x this).",
+)
+@click.option(
     "--width",
     type=click.FloatRange(0.125, 2),
     default=0.5,
@@ -339,7 +346,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
-          per_person: int, learning_rate: float, width: float, init: str, keep: str,
+          per_person: int, learning_rate: float, weight_decay: float, width: float, init: str, keep: str,
           inner_keep: float, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
           average: float, max_people: int | None, drop_blocks: str | None,
           val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
@@ -371,7 +378,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
     opts = TrainOptions(data=root.resolve(), out=out, teacher=teacher, loss=loss, epochs=epochs,
                         people_per_batch=people, images_per_person=per_person, mining=mining,
                         margin=margin, distill=distill, distill_weight=distill_weight,
-                        learning_rate=learning_rate, width=width, init=init,
+                        learning_rate=learning_rate, weight_decay=weight_decay, width=width, init=init,
                         keep=_keep(keep), inner_keep=inner_keep,
                         stem_kernel=int(stem_kernel), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
                         teacher_in_loop=teacher_in_loop, hints=hints, mixup=mixup,

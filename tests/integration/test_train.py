@@ -169,7 +169,7 @@ def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: 
     out = tmp_path / "run"
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
     extra = ["--teacher-in-loop", "--mixup", "0.25", "--stem-stride", "2", "--max-people", "64",
-             "--average", "1", "--loss", "both"]  # fmt: skip
+             "--average", "1", "--loss", "both", "--weight-decay", "0.01"]  # fmt: skip
     cmd = [*_train_cmd(out, sface_bundle_dir, face_data, *extra), "--epochs", "2"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -185,6 +185,7 @@ def test_teacher_in_the_loop(sface_bundle_dir: Path, face_data: Path, tmp_path: 
     hinted = meta["student"]["hinted"]
     assert len(hinted) == 10 and "conv_1_conv2d" not in hinted and "conv_3_conv2d" in hinted
     assert meta["options"]["teacher_in_loop"] and meta["options"]["mixup"] == 0.25
+    assert meta["options"]["weight_decay"] == 0.01
     assert meta["student"]["stem_stride"] == 2 and meta["macs"] <= DLIB_MACS / 4
     assert meta["data"]["people"] == 64
     # the weights' average is checkpointed with the run and is what was written
