@@ -16,6 +16,7 @@ import click
 
 from edge.errors import EdgeError
 from model_export import __version__
+from model_export.train_options import default as train_default
 
 PathArg = click.Path(path_type=Path)
 ExistingDir = click.Path(path_type=Path, exists=True, file_okay=False)
@@ -182,65 +183,85 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--loss",
     type=click.Choice(["auto", "triplet", "distill", "both"]),
-    default="auto",
+    default=train_default("loss"),
     show_default=True,
     help="auto: both with --teacher, triplet without.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+@click.option(
+    "--epochs", type=click.IntRange(1), default=train_default("epochs"), show_default=True
+)
 @click.option(
     "--mining",
     type=click.Choice(["batch-hard", "semi-hard"]),
-    default="batch-hard",
+    default=train_default("mining"),
     show_default=True,
     help="How triplets are chosen in each batch.",
 )
 @click.option(
     "--margin",
     type=click.FloatRange(0, 2),
-    default=0.2,
+    default=train_default("margin"),
     show_default=True,
     help="The triplet loss margin g (on unit-length embeddings).",
 )
 @click.option(
     "--distill",
     type=click.Choice(["embedding", "distance"]),
-    default="embedding",
+    default=train_default("distill"),
     show_default=True,
     help="Learn the teacher's embeddings, or its distances.",
 )
-@click.option("--distill-weight", type=click.FloatRange(0), default=1.0, show_default=True)
-@click.option("--people-per-batch", "people", type=click.IntRange(2), default=32, show_default=True)
 @click.option(
-    "--images-per-person", "per_person", type=click.IntRange(2), default=4, show_default=True
+    "--distill-weight",
+    type=click.FloatRange(0),
+    default=train_default("distill_weight"),
+    show_default=True,
 )
 @click.option(
-    "--learning-rate", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True
+    "--people-per-batch",
+    "people",
+    type=click.IntRange(2),
+    default=train_default("people_per_batch"),
+    show_default=True,
+)
+@click.option(
+    "--images-per-person",
+    "per_person",
+    type=click.IntRange(2),
+    default=train_default("images_per_person"),
+    show_default=True,
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(0, min_open=True),
+    default=train_default("learning_rate"),
+    show_default=True,
 )
 @click.option(
     "--weight-decay",
     type=click.FloatRange(0),
-    default=5e-4,
+    default=train_default("weight_decay"),
     show_default=True,
     help="AdamW's decoupled weight decay (each step shrinks the weights by learning rate x this).",
 )
 @click.option(
     "--width",
     type=click.FloatRange(0.125, 2),
-    default=0.5,
+    default=train_default("width"),
     show_default=True,
     help="Width multiplier of the network (0.5: about 59 M multiply-adds per face).",
 )
 @click.option(
     "--init",
     type=click.Choice(["scratch", "teacher"]),
-    default="scratch",
+    default=train_default("init"),
     show_default=True,
     help="teacher: cut the student out of the teacher's encoder (dlib's ResNet, or a "
     "plain chain as SFace) instead of starting from random weights.",
 )
 @click.option(
     "--keep",
-    default="0.33",
+    default=str(train_default("keep")),
     show_default=True,
     help="With --init teacher: the fraction of each layer's channels kept (of dlib's "
     "ResNet: of its residual stream); or, for a chain, one per resolution, by the height "
@@ -250,7 +271,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--inner-keep",
     type=click.FloatRange(0.05, 1),
-    default=0.5,
+    default=train_default("inner_keep"),
     show_default=True,
     help="With --init teacher and dlib's ResNet as the teacher: the fraction of the "
     "channels kept inside each residual block.",
@@ -258,7 +279,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--stem-kernel",
     type=click.Choice(["3", "5", "7"]),
-    default="7",
+    default=str(train_default("stem_kernel")),
     show_default=True,
     help="With --init teacher and dlib's ResNet as the teacher: the first convolution's "
     "kernel (the middle taps of dlib's 7x7, refitted with --refit; int8 runs a 3x3 one in "
@@ -267,7 +288,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--stem-stride",
     type=click.Choice(["1", "2"]),
-    default="1",
+    default=str(train_default("stem_stride")),
     show_default=True,
     help="With --init teacher: 2 runs the first convolution at stride 2 (and the first "
     "downsampling one at stride 1): the same maps after them, a quarter of their cost.",
@@ -275,7 +296,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--scale",
     type=click.Choice(["1", "2"]),
-    default="1",
+    default=str(train_default("scale")),
     show_default=True,
     help="With --init teacher: 2 runs the whole cut at half resolution (the face averaged "
     "to 56x56, every map half the teacher's size: a quarter of the multiply-adds).",
@@ -297,7 +318,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--hints",
     type=click.FloatRange(0),
-    default=1.0,
+    default=train_default("hints"),
     show_default=True,
     help="With --teacher-in-loop: weight of the teacher's own maps as targets (0: its "
     "embeddings only).",
@@ -305,7 +326,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--mixup",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=train_default("mixup"),
     show_default=True,
     help="With --teacher-in-loop: fraction of each batch replaced by blends of two people's "
     "faces, labelled by the teacher (and left out of the triplet loss).",
@@ -313,7 +334,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 @click.option(
     "--average",
     type=click.FloatRange(0),
-    default=0.0,
+    default=train_default("average"),
     show_default=True,
     help="Write (and validate) the moving average of the weights over about this many "
     "epochs instead of the last epoch's weights (0: off).",
@@ -337,8 +358,13 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     help="Pairs whose people are held out and measure the encoder (default for DATA/lfw: "
     "lfw_protocol/pairs_dev.txt; else a held-out fifth of the people).",
 )
-@click.option("--val-folds", default="4,5", show_default=True, help="Folds of --val-pairs to use.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--val-folds",
+    default=",".join(map(str, train_default("val_folds"))),
+    show_default=True,
+    help="Folds of --val-pairs to use.",
+)
+@click.option("--seed", type=int, default=train_default("seed"), show_default=True)
 @click.option(
     "--quick",
     is_flag=True,
@@ -363,8 +389,8 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
       model-export train --out build/student --teacher build/bundle --epochs 40
       model-export build --out build/bundle-student --encoder build/student --quantization int8
     """
-    from model_export.train import TrainOptions, quick_options
     from model_export.train import train as run_train
+    from model_export.train_options import TrainOptions, quick_options
 
     root = data_dir
     if root is None:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from edge.align import ARCFACE_112
+from model_export import train_options as options
 from model_export.augment import Augment
 from model_export.build import check_held_out, default_pairs
 from model_export.data import DataError, Pair, pair_people, read_pairs
@@ -554,25 +555,23 @@ def test_checkpoints_other_optimizer(tmp_path: Path, train_mod: ModuleType) -> N
         ({"stem_stride": 2}, "need --init teacher"),
     ],
 )
-def test_check_options_rejects(
-    tmp_path: Path, train_mod: ModuleType, change: dict[str, object], message: str
-) -> None:
-    base = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out")
-    train_mod.check_options(base)  # the defaults are fine (triplet, no teacher)
-    with pytest.raises(train_mod.TrainError, match=message):
-        train_mod.check_options(replace(base, **change))
+def test_check_options_rejects(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    base = options.TrainOptions(data=tmp_path, out=tmp_path / "out")
+    options.check_options(base)  # the defaults are fine (triplet, no teacher)
+    with pytest.raises(options.TrainError, match=message):
+        options.check_options(replace(base, **change))
 
 
-def test_check_options_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
+def test_check_options_teacher(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", teacher=bundle)
+    opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", teacher=bundle)
     assert opts.resolved_loss() == "both"
-    with pytest.raises(train_mod.TrainError, match=r"--teacher .*no manifest\.json"):
-        train_mod.check_options(opts)
+    with pytest.raises(options.TrainError, match=r"--teacher .*no manifest\.json"):
+        options.check_options(opts)
     (bundle / "manifest.json").write_text("{}")
-    train_mod.check_options(opts)
-    train_mod.check_options(replace(opts, loss="distill", distill="distance"))
+    options.check_options(opts)
+    options.check_options(replace(opts, loss="distill", distill="distance"))
     assert replace(opts, teacher=None).resolved_loss() == "triplet"
     assert replace(opts, loss="triplet").resolved_loss() == "triplet"
 
@@ -593,24 +592,24 @@ def test_chain_options_rejected_for_a_cut_of_dlib(
     """Options that shape a cut of a chain (SFace) are errors with dlib's ResNet as the
     teacher, not silently ignored; left at their defaults they pass the check (made before
     any data is prepared); --stem-kernel is dlib's only."""
-    opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
-    with pytest.raises(train_mod.TrainError, match="a cut of dlib's ResNet takes one --keep"):
+    opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
+    with pytest.raises(options.TrainError, match="a cut of dlib's ResNet takes one --keep"):
         train_mod.check_cut(replace(opts, **change), "dlib")
     train_mod.check_cut(opts, "dlib")
     train_mod.check_cut(replace(opts, stem_kernel=3), "dlib")
     train_mod.check_cut(replace(opts, **change), "onnx")  # a chain takes them
-    with pytest.raises(train_mod.TrainError, match="--stem-kernel shapes a cut of dlib"):
+    with pytest.raises(options.TrainError, match="--stem-kernel shapes a cut of dlib"):
         train_mod.check_cut(replace(opts, stem_kernel=3), "onnx")
 
 
-def test_quick_options(tmp_path: Path, train_mod: ModuleType) -> None:
-    opts = train_mod.TrainOptions(data=tmp_path, out=tmp_path / "out", margin=0.3)
-    quick = train_mod.quick_options(opts)
+def test_quick_options(tmp_path: Path) -> None:
+    opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", margin=0.3)
+    quick = options.quick_options(opts)
     assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, 600, (5,), True)
-    assert train_mod.quick_options(replace(opts, max_people=100)).max_people == 100
+    assert options.quick_options(replace(opts, max_people=100)).max_people == 100
     assert quick.margin == 0.3 and quick.data == tmp_path  # the rest is kept
-    assert train_mod.quick_options(replace(opts, epochs=2)).epochs == 2
-    train_mod.check_options(quick)
+    assert options.quick_options(replace(opts, epochs=2)).epochs == 2
+    options.check_options(quick)
 
 
 def test_subset(train_mod: ModuleType) -> None:
