@@ -16,6 +16,7 @@ import click
 
 from edge.errors import EdgeError
 from model_export import __version__
+from model_export.train_options import DISTILL, INITS, LOSSES, MINING
 from model_export.train_options import default as train_default
 
 PathArg = click.Path(path_type=Path)
@@ -182,7 +183,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--loss",
-    type=click.Choice(["auto", "triplet", "distill", "both"]),
+    type=click.Choice(LOSSES),
     default=train_default("loss"),
     show_default=True,
     help="auto: both with --teacher, triplet without.",
@@ -192,7 +193,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--mining",
-    type=click.Choice(["batch-hard", "semi-hard"]),
+    type=click.Choice(MINING),
     default=train_default("mining"),
     show_default=True,
     help="How triplets are chosen in each batch.",
@@ -206,7 +207,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--distill",
-    type=click.Choice(["embedding", "distance"]),
+    type=click.Choice(DISTILL),
     default=train_default("distill"),
     show_default=True,
     help="Learn the teacher's embeddings, or its distances.",
@@ -253,7 +254,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 )
 @click.option(
     "--init",
-    type=click.Choice(["scratch", "teacher"]),
+    type=click.Choice(INITS),
     default=train_default("init"),
     show_default=True,
     help="teacher: cut the student out of the teacher's encoder (dlib's ResNet, or a "

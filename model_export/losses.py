@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
+from model_export.train_options import MINING as STRATEGIES
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -43,7 +45,6 @@ __all__ = [
     "semi_hard_triplet_loss",
 ]
 
-STRATEGIES = ("batch-hard", "semi-hard")
 
 # Squared distances are floored here before the square root, so that its gradient stays
 # finite when two embeddings coincide (d/dx sqrt(x) = 1 / (2 sqrt(x)) is infinite at 0).

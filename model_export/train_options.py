@@ -14,6 +14,9 @@ from edge.errors import EdgeError
 
 LOSSES = ("auto", "triplet", "distill", "both")
 DISTILL = ("embedding", "distance")
+# online triplet mining in each batch (model_export.losses.mine runs them)
+MINING = ("batch-hard", "semi-hard")
+INITS = ("scratch", "teacher")
 
 
 class TrainError(EdgeError):
@@ -82,22 +85,20 @@ def quick_options(opts: TrainOptions) -> TrainOptions:
 
 
 def check_options(opts: TrainOptions) -> None:
-    from model_export.losses import STRATEGIES
-
     if opts.loss not in LOSSES:
         raise TrainError(f"--loss {opts.loss}: choose one of {', '.join(LOSSES)}")
     if opts.resolved_loss() in ("distill", "both") and opts.teacher is None:
         raise TrainError(f"--loss {opts.loss} needs --teacher BUNDLE (e.g. build/bundle)")
     if opts.teacher is not None and not (opts.teacher / "manifest.json").is_file():
         raise TrainError(f"--teacher {opts.teacher}: not a model bundle (no manifest.json)")
-    if opts.mining not in STRATEGIES:
-        raise TrainError(f"--mining {opts.mining}: choose one of {', '.join(STRATEGIES)}")
+    if opts.mining not in MINING:
+        raise TrainError(f"--mining {opts.mining}: choose one of {', '.join(MINING)}")
     if opts.distill not in DISTILL:
         raise TrainError(f"--distill {opts.distill}: choose one of {', '.join(DISTILL)}")
     if opts.people_per_batch < 2 or opts.images_per_person < 2:
         raise TrainError("a batch needs at least 2 people and 2 photos per person")
-    if opts.init not in ("scratch", "teacher"):
-        raise TrainError(f"--init {opts.init}: choose scratch or teacher")
+    if opts.init not in INITS:
+        raise TrainError(f"--init {opts.init}: choose {' or '.join(INITS)}")
     if opts.init == "teacher" and opts.teacher is None:
         raise TrainError("--init teacher needs --teacher BUNDLE")
     if opts.epochs < 1:

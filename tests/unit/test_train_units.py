@@ -2,10 +2,9 @@
 batches, checkpoints, options, the student network's size and the trained-encoder hooks
 of ``model-export build``. No face detection runs (``prepare`` needs the real photos).
 
-``model_export.train`` imports Keras (through ``model_export.student``) and the option
-check (``model_export.train_options``) imports ``model_export.losses`` (TensorFlow), so
-every test that touches them takes the ``train_mod`` or ``needs_tf`` fixture, which skip
-without TensorFlow; the rest is numpy and OpenCV.
+``model_export.train`` imports Keras (through ``model_export.student``), so every test
+that touches it takes the ``train_mod`` fixture, which skips without TensorFlow; the rest
+(``model_export.train_options`` included) is numpy and OpenCV.
 """
 
 from __future__ import annotations
@@ -58,12 +57,6 @@ def train_mod() -> ModuleType:
     from model_export import train
 
     return train
-
-
-@pytest.fixture
-def needs_tf() -> None:
-    """``train_options.check_options`` imports ``model_export.losses`` (TensorFlow)."""
-    pytest.importorskip("tensorflow")
 
 
 def noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -562,16 +555,14 @@ def test_checkpoints_other_optimizer(tmp_path: Path, train_mod: ModuleType) -> N
         ({"stem_stride": 2}, "need --init teacher"),
     ],
 )
-def test_check_options_rejects(
-    tmp_path: Path, change: dict[str, object], message: str, needs_tf: None
-) -> None:
+def test_check_options_rejects(tmp_path: Path, change: dict[str, object], message: str) -> None:
     base = options.TrainOptions(data=tmp_path, out=tmp_path / "out")
     options.check_options(base)  # the defaults are fine (triplet, no teacher)
     with pytest.raises(options.TrainError, match=message):
         options.check_options(replace(base, **change))
 
 
-def test_check_options_teacher(tmp_path: Path, needs_tf: None) -> None:
+def test_check_options_teacher(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", teacher=bundle)
@@ -611,7 +602,7 @@ def test_chain_options_rejected_for_a_cut_of_dlib(
         train_mod.check_cut(replace(opts, stem_kernel=3), "onnx")
 
 
-def test_quick_options(tmp_path: Path, needs_tf: None) -> None:
+def test_quick_options(tmp_path: Path) -> None:
     opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", margin=0.3)
     quick = options.quick_options(opts)
     assert (quick.epochs, quick.max_people, quick.val_folds, quick.quick) == (4, 600, (5,), True)
