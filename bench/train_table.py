@@ -305,13 +305,18 @@ def row(e: Entry, speed: dict[str, Any], chip: str) -> dict[str, Any]:
     return r
 
 
+def _fraction(f: float | dict[str, float]) -> str:
+    """0.5, or per stage height: 35:0.25,17:0.625 (as --keep takes it)."""
+    return ",".join(f"{h}:{v:g}" for h, v in f.items()) if isinstance(f, dict) else f"{f:g}"
+
+
 def _init(t: dict[str, Any]) -> str:
     """How the student started: a cut of dlib's ResNet says its fractions and stem."""
     student, options = t.get("student") or {}, t.get("options") or {}
     text = str(t.get("init", "-"))
     if "stream_keep" in student:
         text = (
-            f"dlib cut {student['stream_keep']:g}/{student['inner_keep']:g}, "
+            f"dlib cut {_fraction(student['stream_keep'])}/{_fraction(student['inner_keep'])}, "
             f"stem {student.get('stem_kernel', 7)}"
         )
     return text + (" + refit" if options.get("refit") else "")

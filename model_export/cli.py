@@ -38,8 +38,8 @@ def _data_root(value: Path | None) -> Path:
     return root
 
 
-def _keep(value: str) -> float | dict[int, float]:
-    """--keep: one fraction, or height:fraction entries."""
+def _fractions(value: str, flag: str = "--keep") -> float | dict[int, float]:
+    """--keep, --inner-keep: one fraction, or height:fraction entries."""
     try:
         if ":" not in value:
             table = {0: float(value)}
@@ -47,11 +47,11 @@ def _keep(value: str) -> float | dict[int, float]:
             table = {int(h): float(f) for h, f in (part.split(":") for part in value.split(","))}
     except ValueError:
         raise click.UsageError(
-            f"--keep {value}: expected a fraction (0.33) or height:fraction entries "
+            f"{flag} {value}: expected a fraction (0.33) or height:fraction entries "
             "(56:0.25,14:0.5)"
         ) from None
     if not all(0.05 <= f <= 1 for f in table.values()):
-        raise click.UsageError(f"--keep {value}: each fraction must be within 0.05-1")
+        raise click.UsageError(f"{flag} {value}: each fraction must be within 0.05-1")
     return table[0] if ":" not in value else table
 
 
@@ -265,17 +265,18 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     default=str(train_default("keep")),
     show_default=True,
     help="With --init teacher: the fraction of each layer's channels kept (of dlib's "
-    "ResNet: of its residual stream); or, for a chain, one per resolution, by the height "
-    "of the layer's maps: 56:0.25,28:0.35,14:0.5,7:0.75 (a layer takes the entry of the "
-    "smallest height at or above its own).",
+    "ResNet: of its residual stream); or one per resolution, by the height of the "
+    "layer's maps: 56:0.25,28:0.35,14:0.5,7:0.75 for a chain (a layer takes the entry of "
+    "the smallest height at or above its own); dlib's stages are 35, 17, 8, 4 and 1 "
+    "rows high.",
 )
 @click.option(
     "--inner-keep",
-    type=click.FloatRange(0.05, 1),
-    default=train_default("inner_keep"),
+    default=str(train_default("inner_keep")),
     show_default=True,
     help="With --init teacher and dlib's ResNet as the teacher: the fraction of the "
-    "channels kept inside each residual block.",
+    "channels kept inside each residual block; or one per stage, as --keep: "
+    "35:0.25,17:0.625,8:0.5,4:0.25,1:0.5.",
 )
 @click.option(
     "--stem-kernel",
@@ -374,7 +375,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epochs: int,
           mining: str, margin: float, distill: str, distill_weight: float, people: int,
           per_person: int, learning_rate: float, weight_decay: float, width: float, init: str, keep: str,
-          inner_keep: float, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
+          inner_keep: str, stem_kernel: str, stem_stride: str, scale: str, refit: bool, teacher_in_loop: bool, hints: float, mixup: float,
           average: float, max_people: int | None, drop_blocks: str | None,
           val_pairs: Path | None, val_folds: str, seed: int, quick: bool) -> None:  # fmt: skip
     """Train a small face encoder with the triplet loss (and distillation from a teacher).
@@ -406,7 +407,7 @@ def train(data_dir: Path | None, out: Path, teacher: Path | None, loss: str, epo
                         people_per_batch=people, images_per_person=per_person, mining=mining,
                         margin=margin, distill=distill, distill_weight=distill_weight,
                         learning_rate=learning_rate, weight_decay=weight_decay, width=width, init=init,
-                        keep=_keep(keep), inner_keep=inner_keep,
+                        keep=_fractions(keep), inner_keep=_fractions(inner_keep, "--inner-keep"),
                         stem_kernel=int(stem_kernel), stem_stride=int(stem_stride), scale=int(scale), refit=refit,
                         teacher_in_loop=teacher_in_loop, hints=hints, mixup=mixup,
                         average=average, max_people=max_people,

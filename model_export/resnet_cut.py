@@ -11,7 +11,10 @@ nonlinearity (a cut of SFace swaps its PReLU for ReLU and starts far lower).
 the same channels through a stage; a wider stage keeps the narrower one's channels as its
 first ones, which is what dlib's zero-padded shortcut needs) and of each block's
 **inner** channels (``inner``: between its two convolutions). Multiply-adds fall with
-the product of the two fractions (a block costs H*W*9*2*stream*inner). Channels are
+the product of the two fractions (a block costs H*W*9*2*stream*inner). Either may be
+one fraction for the whole cut or one per stage, by the height of the stage's maps
+(35, 17, 8, 4 and 1 rows: ``stage_heights``), so a cut can spend its multiply-adds
+where the teacher is hardest to follow. Channels are
 chosen by the **energy** each carries on real faces: its mean square activation times
 the squared norm of the weights that read it (the share of the next layers' input it
 makes). Counts are multiples of 8 (XNNPACK's int8 kernels work in blocks of 8 or 16
@@ -39,6 +42,7 @@ from keras import layers
 
 from model_export.dlib_arch import RESNET_BLOCKS
 from model_export.keras_models import ZeroPadTo
+from model_export.prune import keep_for
 from model_export.reconstruct import (
     ReconstructReport,
     fit_conv,
@@ -68,10 +72,13 @@ def is_dlib_resnet(model: keras.Model) -> bool:
     return {"stem_conv", "fc"} <= names and all(f"{b}_conv2" in names for b, _, _ in _blocks())
 
 
+Fraction = float | dict[int, float]  # one for the whole cut, or one per stage height
+
+
 @dataclass
 class ResnetCut:
-    stream: float
-    inner: float
+    stream: Fraction
+    inner: Fraction
     stem_kernel: int = 7  # the teacher's 7x7 stem, or a smaller one centred on it
     stream_channels: list[np.ndarray] = field(default_factory=list)  # per stage
     stage_of: list[int] = field(default_factory=list)  # block -> stage of its output
@@ -89,12 +96,30 @@ class ResnetCut:
 
     def record(self) -> dict[str, Any]:
         return {
-            "stream_keep": self.stream,
-            "inner_keep": self.inner,
+            "stream_keep": _fraction_record(self.stream),
+            "inner_keep": _fraction_record(self.inner),
             "stem_kernel": self.stem_kernel,
             "stream_channels": [len(c) for c in self.stream_channels],
             "inner_channels": [len(c) for c in self.inner_channels],
         }
+
+
+def _fraction_record(f: Fraction) -> float | dict[str, float]:
+    return {str(h): v for h, v in sorted(f.items(), reverse=True)} if isinstance(f, dict) else f
+
+
+def stage_heights(teacher: keras.Model) -> list[int]:
+    """The height of each stage's maps (its last block's output): 35, 17, 8, 4 and 1 rows
+    for dlib's 150x150 chip. A per-stage fraction (``{height: fraction}``) gives a stage
+    the entry of the smallest height at or above its own, as ``prune.keep_for`` does."""
+    heights: list[int] = []
+    for i, (b, _, down) in enumerate(_blocks()):
+        h = int(teacher.get_layer(f"{b}_conv2").output.shape[1])
+        if i == 0 or down:
+            heights.append(h)
+        else:
+            heights[-1] = h
+    return heights
 
 
 def _energies(teacher: keras.Model, names: list[str], faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -106,10 +131,12 @@ def _energies(teacher: keras.Model, names: list[str], faces: np.ndarray) -> dict
     }
 
 
-def plan(teacher: keras.Model, stream: float, inner: float, faces: np.ndarray) -> ResnetCut:
+def plan(teacher: keras.Model, stream: Fraction, inner: Fraction, faces: np.ndarray) -> ResnetCut:
     """Which channels the cut keeps (see the module doc), from the teacher's activations
-    on ``faces`` (a hundred or so aligned chips)."""
+    on ``faces`` (a hundred or so aligned chips). ``stream`` and ``inner`` are one
+    fraction, or one per stage by the height of its maps (``stage_heights``)."""
     blocks = _blocks()
+    heights = stage_heights(teacher)
     stream_in = ["stem_pool"] + [f"{b}_relu2" for b, _, _ in blocks]  # block i reads [i]
     e = _energies(teacher, stream_in + [f"{b}_relu1" for b, _, _ in blocks], faces)
     cut = ResnetCut(stream, inner)
@@ -127,18 +154,22 @@ def plan(teacher: keras.Model, stream: float, inner: float, faces: np.ndarray) -
     importance[-1] += e[stream_in[-1]] * (fc**2).sum(axis=1)
     kept = np.array([], int)
     for k, w in enumerate(widths):
-        if k and w == widths[k - 1]:  # a same-width stage: its shortcut keeps them all
-            cut.stream_channels.append(kept)
-            continue
-        low = widths[k - 1] if k else 0  # the narrower stage's channels come first
-        new = low + np.argsort(-importance[k][low:], kind="stable")
-        n_new = max(_round8(w * stream) - len(kept), 0)
-        kept = np.concatenate([kept, np.sort(new[:n_new])]).astype(int)
+        # the stage before's channels come first (the shortcut carries them; a stage keeps
+        # at least those); a wider stage adds its new channels, a same-width one (dlib's
+        # last) may add channels the stage before left out, their shortcut zero
+        if k and w == widths[k - 1]:
+            candidates = np.setdiff1d(np.arange(w), kept)
+        else:
+            candidates = np.arange(widths[k - 1] if k else 0, w)
+        order = candidates[np.argsort(-importance[k][candidates], kind="stable")]
+        n_new = max(_round8(w * keep_for(stream, heights[k])) - len(kept), 0)
+        kept = np.concatenate([kept, np.sort(order[:n_new])]).astype(int)
         cut.stream_channels.append(kept)
-    for b, n, _ in blocks:
+    for i, (b, n, _) in enumerate(blocks):
         w2 = teacher.get_layer(f"{b}_conv2").get_weights()[0]
         score = e[f"{b}_relu1"] * (w2**2).sum(axis=(0, 1, 3))
-        cut.inner_channels.append(np.sort(np.argsort(-score, kind="stable")[: _round8(n * inner)]))
+        count = _round8(n * keep_for(inner, heights[cut.stage_of[i]]))
+        cut.inner_channels.append(np.sort(np.argsort(-score, kind="stable")[:count]))
     return cut
 
 
@@ -190,8 +221,8 @@ def build(teacher: keras.Model, cut: ResnetCut, name: str = "student") -> keras.
 
 def resnet_cut(
     teacher: keras.Model,
-    stream: float,
-    inner: float,
+    stream: Fraction,
+    inner: Fraction,
     faces: np.ndarray,
     stem_kernel: int = 7,
     name: str = "student",
@@ -202,7 +233,8 @@ def resnet_cut(
     costs two thirds of it, a 3x3 one half."""
     if not is_dlib_resnet(teacher):
         raise ValueError(f"{teacher.name}: not dlib's face ResNet (its layer names differ)")
-    if not (0 < stream <= 1 and 0 < inner <= 1):
+    values = [v for f in (stream, inner) for v in (f.values() if isinstance(f, dict) else [f])]
+    if not values or not all(0 < v <= 1 for v in values):
         raise ValueError(f"keep fractions must be in (0, 1]: stream {stream}, inner {inner}")
     cut = plan(teacher, stream, inner, faces)
     cut.stem_kernel = stem_kernel

@@ -42,7 +42,7 @@ from model_export.train_data import (
     prepare,
     split_people,
 )
-from model_export.train_options import TrainError, TrainOptions, check_options, live
+from model_export.train_options import TrainError, TrainOptions, check_options, default, live
 
 logger = logging.getLogger(__name__)
 
@@ -568,19 +568,15 @@ def check_cut(opts: TrainOptions, kind: str) -> None:
     (``dlib``: ``model_export.resnet_cut``; else a chain: ``model_export.prune``), before
     any data is prepared."""
     if kind == "dlib":
-        if (
-            opts.scale != 1
-            or opts.stem_stride != 1
-            or isinstance(opts.keep, dict)
-            or opts.drop_blocks is not None
-        ):
+        if opts.scale != 1 or opts.stem_stride != 1 or opts.drop_blocks is not None:
             raise TrainError(
-                "--scale, --stem-stride, --drop-blocks and a per-size --keep cut SFace-style "
-                "chains; a cut of dlib's ResNet takes one --keep (its stream), --inner-keep "
-                "and --stem-kernel"
+                "--scale, --stem-stride and --drop-blocks cut SFace-style chains; a cut of "
+                "dlib's ResNet takes --keep (its stream), --inner-keep and --stem-kernel"
             )
     elif opts.stem_kernel != 7:
         raise TrainError("--stem-kernel shapes a cut of dlib's ResNet (give a dlib --teacher)")
+    elif opts.inner_keep != default("inner_keep"):
+        raise TrainError("--inner-keep shapes a cut of dlib's ResNet (give a dlib --teacher)")
 
 
 def student_from_teacher(
@@ -603,7 +599,7 @@ def student_from_teacher(
         pick = np.linspace(0, len(centre) - 1, min(CUT_PLAN_FACES, len(centre))).astype(int)
         try:
             model, cut = resnet_cut(
-                teacher, float(opts.keep), opts.inner_keep, centre[pick], opts.stem_kernel
+                teacher, opts.keep, opts.inner_keep, centre[pick], opts.stem_kernel
             )
         except ValueError as exc:
             raise TrainError(f"--init teacher: {exc}") from exc

@@ -41,7 +41,9 @@ class TrainOptions:
     width: float = 0.5
     init: str = "scratch"  # or "teacher": cut out of the teacher's encoder (model_export.prune)
     keep: float | dict[int, float] = 0.33  # init="teacher": the fraction of channels kept
-    inner_keep: float = 0.5  # a cut of dlib's ResNet: inside each block (model_export.resnet_cut)
+    # a cut of dlib's ResNet: inside each block, one fraction or one per stage height
+    # (model_export.resnet_cut)
+    inner_keep: float | dict[int, float] = 0.5
     stem_kernel: int = 7  # a cut of dlib's ResNet: its first convolution's kernel
     # a cut of a chain (SFace): its blocks left out (None: CHAIN_DROP)
     drop_blocks: tuple[str, ...] | None = None

@@ -72,6 +72,25 @@ def test_channel_sets(teacher: keras.Model) -> None:
     assert record["stream_channels"] == [16, 32, 64, 128, 128]
 
 
+def test_per_stage_fractions(teacher: keras.Model) -> None:
+    """One fraction per stage, by the height of its maps (35, 17, 8, 4, 1): each stage
+    takes the entry of the smallest height at or above its own; the record says which."""
+    from model_export.resnet_cut import stage_heights
+
+    assert stage_heights(teacher) == [35, 17, 8, 4, 1]
+    stream = {35: 0.5, 8: 0.5, 1: 1.0}  # 17 takes 35's entry, 4 takes 8's
+    inner = {35: 0.25, 17: 0.625, 8: 0.5, 4: 0.25, 1: 0.5}
+    student, cut = resnet_cut(teacher, stream, inner, faces(8), stem_kernel=3)
+    assert [len(c) for c in cut.stream_channels] == [16, 32, 64, 128, 256]
+    assert [len(c) for c in cut.inner_channels] == [8] * 3 + [40] * 4 + [64] * 3 + [64] * 3 + [128]
+    record = cut.record()
+    assert record["stream_keep"] == {"35": 0.5, "8": 0.5, "1": 1.0}
+    assert record["inner_keep"]["17"] == 0.625
+    # the whole stream of the last stage: the linear layer reads all 256 channels
+    assert student.get_layer("fc").get_weights()[0].shape == (256, 128)
+    assert count_macs(student) <= count_macs(teacher) / 4
+
+
 def test_macs_budget(teacher: keras.Model) -> None:
     """The configuration the docs recommend is within a quarter of dlib's multiply-adds."""
     student, _ = resnet_cut(teacher, 0.5, 0.5, faces(4), stem_kernel=3)
@@ -101,6 +120,8 @@ def test_rejects_other_models() -> None:
 def test_rejects_bad_fractions_and_stem(teacher: keras.Model) -> None:
     with pytest.raises(ValueError, match="keep fractions"):
         resnet_cut(teacher, 0.0, 0.5, faces(1))
+    with pytest.raises(ValueError, match="keep fractions"):
+        resnet_cut(teacher, 0.5, {35: 0.5, 1: 1.5}, faces(1))
     with pytest.raises(ValueError, match="stem kernel"):
         resnet_cut(teacher, 0.5, 0.5, faces(2), stem_kernel=4)
 

@@ -583,7 +583,6 @@ def test_check_options_teacher(tmp_path: Path) -> None:
         {"drop_blocks": ()},
         {"scale": 2},
         {"stem_stride": 2},
-        {"keep": {56: 0.5, 7: 0.75}},
     ],
 )
 def test_chain_options_rejected_for_a_cut_of_dlib(
@@ -593,13 +592,18 @@ def test_chain_options_rejected_for_a_cut_of_dlib(
     teacher, not silently ignored; left at their defaults they pass the check (made before
     any data is prepared); --stem-kernel is dlib's only."""
     opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
-    with pytest.raises(options.TrainError, match="a cut of dlib's ResNet takes one --keep"):
+    with pytest.raises(options.TrainError, match="a cut of dlib's ResNet takes --keep"):
         train_mod.check_cut(replace(opts, **change), "dlib")
     train_mod.check_cut(opts, "dlib")
     train_mod.check_cut(replace(opts, stem_kernel=3), "dlib")
+    # per-stage fractions shape either kind of cut
+    train_mod.check_cut(replace(opts, keep={35: 0.5, 1: 1.0}, inner_keep={35: 0.25}), "dlib")
+    train_mod.check_cut(replace(opts, keep={56: 0.5, 7: 0.75}), "onnx")
     train_mod.check_cut(replace(opts, **change), "onnx")  # a chain takes them
     with pytest.raises(options.TrainError, match="--stem-kernel shapes a cut of dlib"):
         train_mod.check_cut(replace(opts, stem_kernel=3), "onnx")
+    with pytest.raises(options.TrainError, match="--inner-keep shapes a cut of dlib"):
+        train_mod.check_cut(replace(opts, inner_keep=0.25), "onnx")
 
 
 def test_quick_options(tmp_path: Path) -> None:
@@ -921,13 +925,16 @@ def test_check_options_teacher_in_loop(
 def test_cli_keep_parsing() -> None:
     import click
 
-    from model_export.cli import _keep
+    from model_export.cli import _fractions
 
-    assert _keep("0.4") == 0.4
-    assert _keep("56:0.25,14:0.5") == {56: 0.25, 14: 0.5}
+    assert _fractions("0.4") == 0.4
+    assert _fractions("56:0.25,14:0.5") == {56: 0.25, 14: 0.5}
     for bad in ("half", "56:0.25,14", "0.01", "56:2"):
         with pytest.raises(click.UsageError, match="--keep"):
-            _keep(bad)
+            _fractions(bad)
+    assert _fractions("35:0.25,4:1", "--inner-keep") == {35: 0.25, 4: 1.0}
+    with pytest.raises(click.UsageError, match="--inner-keep 35:0"):
+        _fractions("35:0", "--inner-keep")
 
 
 def test_teacher_runner_matches_keras(train_mod: ModuleType) -> None:
