@@ -210,7 +210,10 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
     type=click.Choice(DISTILL),
     default=train_default("distill"),
     show_default=True,
-    help="Learn the teacher's embeddings, or its distances.",
+    help="Learn the teacher's embeddings (unit length, centred), its distances, or "
+    "(centred, with --teacher-in-loop) its unit embeddings minus their mean as they are: "
+    "the teacher's own metric space, the student's raw output compared without "
+    "normalisation.",
 )
 @click.option(
     "--distill-weight",

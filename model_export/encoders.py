@@ -15,8 +15,8 @@ its input size, and give one embedding compared by cosine.
 A folder written by ``model-export train`` (``encoder.keras`` + ``train.json``): this
 project's own small encoder, faces aligned on the detector's five landmarks (112x112 on
 the ArcFace template, or 150x150 on a dlib-chip template for a cut of dlib's ResNet, as
-its ``train.json`` says), Euclidean distance on L2-normalised embeddings; its held-out
-pairs travel with it.
+its ``train.json`` says), Euclidean distance on L2-normalised embeddings (on the raw
+ones for a student of ``--distill centred``); its held-out pairs travel with it.
 """
 
 from __future__ import annotations
@@ -221,7 +221,8 @@ def trained_source(folder: Path) -> EncoderSource:
         input_size=size,
         embedding_size=embedding,
         metric="euclidean",
-        l2_normalize=True,
+        # --distill centred: raw outputs (runs before it recorded nothing: normalised)
+        l2_normalize=bool(meta.get("l2_normalize", True)),
         alignment=alignment,
         reference_tau=round(float(final["tau"]), 6),  # on the held-out pairs, in float
         licence="edge-face's own model (trained by model-export train); see the training data's terms",

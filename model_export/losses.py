@@ -43,6 +43,7 @@ __all__ = [
     "mine",
     "pairwise_distances",
     "semi_hard_triplet_loss",
+    "space_distillation_loss",
 ]
 
 
@@ -213,6 +214,15 @@ def embedding_distillation_loss(student: TensorLike, teacher: TensorLike) -> tf.
     gradient flows into it."""
     s = l2_normalize(student)
     t = tf.stop_gradient(l2_normalize(teacher))
+    return tf.reduce_mean(tf.reduce_sum(tf.square(s - t), axis=-1))
+
+
+def space_distillation_loss(student: TensorLike, teacher: TensorLike) -> tf.Tensor:
+    """Mean over the batch of ``|s - t|^2`` between the embeddings as they are (``[B, D]``,
+    same D), neither normalised: the student learns the teacher's vectors, lengths
+    included (``--distill centred``: targets in the teacher's own metric space, the
+    student's output compared as it is). No gradient flows into the teacher."""
+    s, t = _float32(student), tf.stop_gradient(_float32(teacher))
     return tf.reduce_mean(tf.reduce_sum(tf.square(s - t), axis=-1))
 
 

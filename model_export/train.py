@@ -167,19 +167,21 @@ def _prefetch(it: Iterator[Any], depth: int = 3) -> Iterator[Any]:
 # ---------------------------------------------------------------- validation
 
 
-def embed(model: Any, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+def embed(model: Any, faces: np.ndarray, batch: int = 256, normalise: bool = True) -> np.ndarray:
     out = [
         np.asarray(model(faces[i : i + batch].astype(np.float32), training=False))
         for i in range(0, len(faces), batch)
     ]
     v = np.concatenate(out)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) if normalise else v
 
 
-def validate(model: Any, data: Prepared, split: Split) -> dict[str, Any]:
+def validate(model: Any, data: Prepared, split: Split, normalise: bool = True) -> dict[str, Any]:
+    """The held-out pairs, Euclidean on the embeddings (L2-normalised unless told not:
+    ``--distill centred`` compares the raw outputs, as its bundle will)."""
     from model_export.evaluate import pair_distances
 
-    vectors = embed(model, data.val)
+    vectors = embed(model, data.val, normalise=normalise)
     index = {p: i for i, p in enumerate(data.val_paths)}
     pairs = [p for p in split.val_pairs if p.left in index and p.right in index]
     d = pair_distances(vectors, index, pairs, "euclidean")
@@ -352,26 +354,43 @@ def train(opts: TrainOptions) -> Path:
         rng.bit_generator.state = state["rng"]
 
     use_triplet, use_distill = mode in ("triplet", "both"), mode in ("distill", "both")
-    distill_fn = (
-        losses.embedding_distillation_loss
-        if opts.distill == "embedding"
-        else losses.distance_distillation_loss
-    )
+    distill_fn = {
+        "embedding": losses.embedding_distillation_loss,
+        "distance": losses.distance_distillation_loss,
+        "centred": losses.space_distillation_loss,
+    }[opts.distill]
+    # --distill centred: the student's raw output is the embedding (no normalisation), in
+    # units where the teacher's centred unit embeddings have length about 1
+    space = opts.distill == "centred"
     margin, weight, hint_weight = float(opts.margin), float(opts.distill_weight), opts.hints
     pair = None
+    scale = 1.0
     if in_loop:
-        from model_export.live_teacher import centred_targets, hint_loss, live_teacher
+        from model_export.live_teacher import (
+            centred_targets,
+            hint_loss,
+            live_teacher,
+            space_targets,
+        )
 
         assert teacher_model is not None and cut is not None  # live() needs --init teacher
         pair = live_teacher(teacher_model, model, cut, data.centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)
+        # the refit fits the linear layer to the raw embedding minus its mean, about
+        # norm * (unit - mean): over norm * spread, the targets' units
+        scale = pair.norm * pair.spread if space else 1.0
+        if space:
+            student_record["space"] = {"norm": pair.norm, "spread": pair.spread}
 
     @tf.function(reduce_retracing=True)
     def step(x: Any, labels: Any, targets: Any, maps: tuple[Any, ...]) -> dict[str, Any]:
         x = tf.cast(x, tf.float32)
         if pair is not None:
-            targets = centred_targets(targets, mean)
+            if space:
+                targets = space_targets(targets, mean, pair.spread)
+            else:
+                targets = centred_targets(targets, mean)
         with tf.GradientTape() as tape:
             if pair is not None:
                 s_out = pair.student(x, training=True)
@@ -379,7 +398,9 @@ def train(opts: TrainOptions) -> Path:
                 hint = hint_loss(s_out[1:], list(maps)) if hint_weight else 0.0
             else:
                 emb, hint = model(x, training=True), 0.0
-            unit = losses.l2_normalize(emb)
+            if space:
+                emb = emb / scale
+            unit = emb if space else losses.l2_normalize(emb)
             trip, stats = losses.mine(labels, unit, margin, opts.mining)
             dist = distill_fn(emb, targets) if use_distill else tf.constant(0.0)
             loss = (trip if use_triplet else 0.0) + weight * dist + hint_weight * hint
@@ -428,7 +449,7 @@ def train(opts: TrainOptions) -> Path:
         if not np.isfinite(means.get("loss", np.nan)):
             raise TrainError(f"epoch {epoch}: the loss is not finite; lower --learning-rate")
         with averaged(averager):
-            report = validate(model, data, split)
+            report = validate(model, data, split, normalise=not space)
         seconds = time.monotonic() - t0
         row = [
             epoch,
@@ -489,7 +510,10 @@ def train(opts: TrainOptions) -> Path:
             **geometry.alignment(),
             "note": f"similarity onto the {geometry.name} template, on the detector's five points",
         },
-        "metric": "euclidean on L2-normalised embeddings",
+        "metric": "euclidean on raw embeddings"
+        if space
+        else "euclidean on L2-normalised embeddings",
+        "l2_normalize": not space,
         "teacher": _teacher_record(opts.teacher) if mode != "triplet" else None,
         "data": {
             "root": str(opts.data),

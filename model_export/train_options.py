@@ -13,7 +13,11 @@ from typing import Any
 from edge.errors import EdgeError
 
 LOSSES = ("auto", "triplet", "distill", "both")
-DISTILL = ("embedding", "distance")
+# embedding: the student's unit embedding to the teacher's, centred and re-normalised;
+# distance: the pairwise distances of both; centred: the student's raw output to the
+# teacher's unit embedding minus its mean, not re-normalised (the teacher's own metric
+# space), the bundle then compares raw outputs (model_export.live_teacher.space_targets)
+DISTILL = ("embedding", "distance", "centred")
 # online triplet mining in each batch (model_export.losses.mine runs them)
 MINING = ("batch-hard", "semi-hard")
 INITS = ("scratch", "teacher")
@@ -114,6 +118,11 @@ def check_options(opts: TrainOptions) -> None:
     if opts.init != "teacher" and (opts.refit or opts.scale != 1 or opts.stem_stride != 1):
         raise TrainError(
             "--refit, --scale and --stem-stride need --init teacher (they shape a cut of it)"
+        )
+    if opts.distill == "centred" and not live(opts):
+        raise TrainError(
+            "--distill centred needs --teacher-in-loop (the teacher's raw embedding of "
+            "every crop; add --init teacher --teacher-in-loop)"
         )
     if opts.mixup and not opts.teacher_in_loop:
         raise TrainError("--mixup needs --teacher-in-loop (the teacher labels the mixed faces)")

@@ -128,6 +128,7 @@ def test_trained_encoder_becomes_an_int8_bundle(
     bundle = load_bundle(out)
     m = bundle.raw
     assert m["encoder"]["quantization"] == "int8" and m["encoder"]["macs"] <= DLIB_MACS / 4
+    assert m["encoder"]["l2_normalize"] is False  # compared as it comes out
     assert m["training"]["loss"] == "distill"
     assert m["evaluation"]["pairs_file"] == "eval_pairs.json"
     assert m["evaluation"]["pairs"] == 600  # its own held-out pairs, not pairs_dev's 3,000
@@ -225,9 +226,11 @@ def test_refit_half_resolution(sface_bundle_dir: Path, face_data: Path, tmp_path
 
 def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -> None:
     """A cut of dlib's ResNet (the dlib bundle as the teacher): half its stream and inner
-    channels, a 3x3 stem, refitted on real faces, one short epoch, then the export stage
-    and the device path. Its input is a 150x150 chip warped from the detector's five
-    points (no landmark model), which the bundle's manifest carries."""
+    channels, a 3x3 stem, refitted on real faces, one short epoch with the teacher in the
+    loop and the targets in its own metric space (``--distill centred``), then the export
+    stage and the device path. Its input is a 150x150 chip warped from the detector's five
+    points (no landmark model), which the bundle's manifest carries; its raw output is
+    the embedding (no L2 normalisation), which the manifest says too."""
     from click.testing import CliRunner
 
     from model_export.cli import main as export_cli
@@ -238,7 +241,8 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     # one epoch of two steps at a low learning rate: what is measured is the refitted
     # start (a full learning rate with no warm-up in two steps unsettles it)
     extra = ["--keep", "0.5", "--inner-keep", "0.5", "--stem-kernel", "3", "--refit",
-             "--max-people", "64", "--epochs", "1", "--learning-rate", "1e-4"]  # fmt: skip
+             "--max-people", "64", "--epochs", "1", "--learning-rate", "1e-4",
+             "--loss", "both", "--teacher-in-loop", "--distill", "centred"]  # fmt: skip
     done = subprocess.run(
         _train_cmd(out, bundle_dir, face_data, *extra),
         env=env,
@@ -257,6 +261,9 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     assert meta["macs"] <= DLIB_MACS / 4
     assert meta["input"]["size"] == 150 and "folded" in meta["input"]["normalisation"]
     assert meta["alignment"]["template"] == [list(p) for p in DLIB_CHIP.template]
+    assert meta["l2_normalize"] is False and meta["metric"] == "euclidean on raw embeddings"
+    space = student["space"]  # the teacher's raw length and its unit embeddings' spread
+    assert 1.0 < space["norm"] < 2.0 and 0.2 < space["spread"] < 0.7
     # well above chance (600 pairs: 50% +- 2%) before any real training: the refit
     # starts it near its teacher (about 88% on 1,200 pairs when fitted on all people)
     assert meta["validation"]["final"]["accuracy_mean"] >= 0.75
@@ -270,6 +277,7 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     m = bundle.raw
     assert m["alignment"]["type"] == "similarity" and m["alignment"]["size"] == 150
     assert m["encoder"]["quantization"] == "int8" and m["encoder"]["macs"] <= DLIB_MACS / 4
+    assert m["encoder"]["l2_normalize"] is False  # compared as it comes out
     passes = 2 if m["encoder"]["mirror_average"] else 1
     assert m["encoder"]["macs_per_face"] == m["encoder"]["macs"] * passes
     assert m["evaluation"]["accuracy_mean"] >= 0.7

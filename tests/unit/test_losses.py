@@ -22,6 +22,7 @@ from model_export.losses import (  # noqa: E402  (after the importorskip)
     mine,
     pairwise_distances,
     semi_hard_triplet_loss,
+    space_distillation_loss,
 )
 
 
@@ -288,6 +289,17 @@ def test_distance_distillation_loss() -> None:
     assert float(got) == pytest.approx(expected, abs=1e-5)
 
 
+def test_space_distillation_loss() -> None:
+    # nothing normalised: student (1,0) (0,2), teacher (0,1) (0,1)
+    # |s - t|^2 = 1 + 1 = 2 and 0 + 1 = 1; mean 1.5
+    student = np.array([[1.0, 0.0], [0.0, 2.0]])
+    teacher = np.array([[0.0, 1.0], [0.0, 1.0]])
+    assert float(space_distillation_loss(student, teacher)) == pytest.approx(1.5, abs=1e-6)
+    # lengths count: the same directions at another scale are not the target
+    assert float(space_distillation_loss(2.0 * teacher, teacher)) == pytest.approx(1.0, abs=1e-6)
+    assert float(space_distillation_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_distillation_sends_no_gradient_into_the_teacher() -> None:
     student = tf.Variable([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     teacher = tf.Variable([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
@@ -295,6 +307,7 @@ def test_distillation_sends_no_gradient_into_the_teacher() -> None:
         losses = [
             embedding_distillation_loss(student, teacher),
             distance_distillation_loss(student, teacher),
+            space_distillation_loss(student, teacher),
         ]
     for loss in losses:
         assert tape.gradient(loss, teacher) is None

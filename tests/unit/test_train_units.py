@@ -855,7 +855,7 @@ def test_hint_loss_by_hand(train_mod: ModuleType) -> None:
     difference in units of each teacher channel's standard deviation over the batch."""
     import tensorflow as tf
 
-    from model_export.live_teacher import centred_targets, hint_loss
+    from model_export.live_teacher import centred_targets, hint_loss, space_targets
 
     rng = np.random.default_rng(0)
     t = rng.normal(size=(4, 3, 3, 2)).astype(np.float32) * np.array([2, 4], np.float32)
@@ -877,6 +877,31 @@ def test_hint_loss_by_hand(train_mod: ModuleType) -> None:
     np.testing.assert_allclose(out[0], [0.0, 1.0], atol=1e-6)  # (0.6, 0.8) - (0.6, 0) -> (0, 1)
     np.testing.assert_allclose(out[1], [-0.5145, 0.8575], atol=1e-4)  # (-0.6, 1) / 1.166
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+    # --distill centred: the unit embedding minus the mean, not re-normalised, over the
+    # spread: distances are the unit embeddings' own (over the spread)
+    space = np.asarray(space_targets(emb, mean, 0.5))
+    np.testing.assert_allclose(space[0], [0.0, 1.6], atol=1e-6)  # ((0.6, 0.8) - mean) / 0.5
+    np.testing.assert_allclose(space[1], [-1.2, 2.0], atol=1e-6)  # ((0, 1) - mean) / 0.5
+    units = np.array([[0.6, 0.8], [0.0, 1.0]])
+    assert np.linalg.norm(space[0] - space[1]) == pytest.approx(
+        np.linalg.norm(units[0] - units[1]) / 0.5, rel=1e-5
+    )
+
+
+def test_distill_centred_needs_the_teacher_in_the_loop(tmp_path: Path) -> None:
+    """--distill centred learns the teacher's raw embedding of every crop: fixed targets
+    (re-normalised when the data is prepared) cannot give it, so it is an error."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    opts = options.TrainOptions(
+        data=tmp_path, out=tmp_path / "out", teacher=bundle, init="teacher", distill="centred"
+    )
+    with pytest.raises(options.TrainError, match="--distill centred needs --teacher-in-loop"):
+        options.check_options(opts)
+    options.check_options(replace(opts, teacher_in_loop=True, loss="both"))
+    with pytest.raises(options.TrainError, match="--distill"):
+        options.check_options(replace(opts, distill="raw"))
 
 
 def test_mix_blends_other_people(train_mod: ModuleType) -> None:
