@@ -229,6 +229,8 @@ def training_record(meta: dict[str, Any]) -> dict[str, Any]:
     final = (meta.get("validation") or {}).get("final") or {}
     options = meta.get("options") or {}
     loss = str(meta.get("loss"))
+    if loss != "triplet" and options.get("distill", "embedding") != "embedding":
+        loss += f" (distill {options['distill']})"
     if student.get("hinted") and options.get("hints"):
         loss += f" + hints x{options['hints']:g} (teacher in the loop)"
     if options.get("mixup"):

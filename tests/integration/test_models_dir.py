@@ -47,7 +47,10 @@ def test_runs_on_the_device_path(bundle_root: Path, face_data: Path) -> None:
         image = read_image(path)
         (face,) = engine.embed([engine.align(image, engine.detect(image)[0])])
         vectors.append(face.vector)
-    assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-3 for v in vectors)
+    # --distill centred: the raw output is the embedding (dlib's unit space, centred,
+    # over its spread: lengths about 1, not normalised)
+    assert not load_bundle(bundle_root).raw["encoder"]["l2_normalize"]
+    assert all(0.3 < float(np.linalg.norm(v)) < 3 for v in vectors)
     # two photos of one person: within the bundle's own verification threshold
     tau = load_bundle(bundle_root).raw["tau"]["verify"]
     assert float(np.linalg.norm(vectors[0] - vectors[1])) <= tau
@@ -69,5 +72,5 @@ def test_evaluate_re_measures_the_manifest(
     stated = load_bundle(bundle_root).raw["evaluation"]
     assert measured["pairs"] == 1200
     assert abs(measured["accuracy_mean"] - stated["accuracy_mean"]) < 0.005
-    # a floor: the committed model is no worse than the one it replaced (L3, 96.67%)
-    assert measured["accuracy_mean"] >= 0.965
+    # issue 6's bar: at least 97% on the held-out pairs (C1 measured 97.58%)
+    assert measured["accuracy_mean"] >= 0.97

@@ -128,7 +128,7 @@ def test_trained_encoder_becomes_an_int8_bundle(
     bundle = load_bundle(out)
     m = bundle.raw
     assert m["encoder"]["quantization"] == "int8" and m["encoder"]["macs"] <= DLIB_MACS / 4
-    assert m["encoder"]["l2_normalize"] is False  # compared as it comes out
+    assert m["encoder"]["l2_normalize"] is True  # --distill embedding: unit embeddings
     assert m["training"]["loss"] == "distill"
     assert m["evaluation"]["pairs_file"] == "eval_pairs.json"
     assert m["evaluation"]["pairs"] == 600  # its own held-out pairs, not pairs_dev's 3,000
