@@ -177,3 +177,14 @@ def rounded(value: Any, digits: int = 5) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """A benchmark's JSON: the date it ran, then its figures (the folder made if need be)."""
+    import datetime as dt
+    import json
+
+    stamped = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **result}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamped, indent=1))
+    print(f"wrote {path}")

@@ -24,12 +24,11 @@ averaged before anything else, as the device does).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import report
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = 1000  # training faces for the mean, as live_teacher.live_teacher takes them
@@ -49,7 +48,7 @@ def main() -> int:
     from model_export.evaluate import pair_distances
     from model_export.live_teacher import TeacherRunner
     from model_export.metrics import verification_report
-    from model_export.train_data import DLIB_CHIP, prepare, split_people
+    from model_export.train_data import DLIB_CHIP, centre_and_spread, prepare, split_people
 
     root = default_data_root()
     split = split_people(root / "lfw", root / "lfw_protocol" / "pairs_dev.txt", (4, 5))
@@ -68,7 +67,7 @@ def main() -> int:
         np.linspace(0, len(data.centre) - 1, min(SAMPLE, len(data.centre))).astype(int)
     ]
     train_plain, train_mirror = embed(pick)
-    mean = np.concatenate([_unit(train_plain), _unit(train_mirror)]).mean(axis=0)
+    mean, spread = centre_and_spread(_unit(train_plain), _unit(train_mirror))
     val_plain, val_mirror = embed(data.val)
 
     index = {p: i for i, p in enumerate(data.val_paths)}
@@ -86,14 +85,14 @@ def main() -> int:
     for name, space in spaces.items():
         row: dict[str, Any] = {"space": name}
         for key, v in (("one_pass", val_plain), ("mirrored", (val_plain + val_mirror) / 2)):
-            report = verification_report(
+            measured = verification_report(
                 pair_distances(space(v).astype(np.float32), index, pairs, "euclidean"), same, folds
             )
             row[key] = {
-                "accuracy_mean": report["accuracy_mean"],
-                "accuracy_std": report["accuracy_std"],
-                "errors": round((1 - report["accuracy_mean"]) * len(pairs)),
-                "tar_at_far": report["tar_at_far"],
+                "accuracy_mean": measured["accuracy_mean"],
+                "accuracy_std": measured["accuracy_std"],
+                "errors": round((1 - measured["accuracy_mean"]) * len(pairs)),
+                "tar_at_far": measured["tar_at_far"],
             }
         rows.append(row)
         m = row["mirrored"]
@@ -101,24 +100,18 @@ def main() -> int:
             f"{name:<14} {100 * row['one_pass']['accuracy_mean']:>10.2f} "
             f"{100 * m['accuracy_mean']:>10.2f} {m['errors']:>6} {100 * m['tar_at_far']:>10.2f}"
         )
-    spread = float(np.sqrt(np.mean(np.sum((_unit(train_plain) - mean) ** 2, axis=1))))
     print(f"training mean of the unit descriptor: length {np.linalg.norm(mean):.3f}; "
           f"a face's remainder about it: {spread:.3f} (root mean square)")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "teacher": "dlib_face_recognition_resnet_model_v1 (float, TFLite)",
-                "pairs": split.how,
-                "mean_length": float(np.linalg.norm(mean)),
-                "spread": spread,
-                "rows": rows,
-            },
-            indent=1,
-        )
+    report.write_result(
+        args.out,
+        {
+            "teacher": "dlib_face_recognition_resnet_model_v1 (float, TFLite)",
+            "pairs": split.how,
+            "mean_length": float(np.linalg.norm(mean)),
+            "spread": spread,
+            "rows": rows,
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

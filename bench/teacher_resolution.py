@@ -14,13 +14,12 @@ starts with a quarter of the multiply-adds before any channel is cut (issue 6).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,28 +66,19 @@ def main() -> int:
     rows = []
     print(f"{'face px':>8} {'accuracy %':>11} {'TAR@1e-3 %':>11}")
     for size in (int(s) for s in args.sizes.split(",")):
-        report = validate(Shrunk(teacher, size), data, split)
+        measured = validate(Shrunk(teacher, size), data, split)
         row = {
             "size": size,
-            "accuracy_mean": report["accuracy_mean"],
-            "accuracy_std": report["accuracy_std"],
-            "tar_at_far": report["tar_at_far"],
+            "accuracy_mean": measured["accuracy_mean"],
+            "accuracy_std": measured["accuracy_std"],
+            "tar_at_far": measured["tar_at_far"],
         }
         rows.append(row)
         print(f"{size:>8} {100 * row['accuracy_mean']:>11.2f} {100 * row['tar_at_far']:>11.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "teacher": "sface (float Keras model)",
-                "pairs": split.how,
-                "rows": rows,
-            },
-            indent=1,
-        )
+    report.write_result(
+        args.out,
+        {"teacher": "sface (float Keras model)", "pairs": split.how, "rows": rows},
     )
-    print(f"wrote {args.out}")
     return 0
 
 

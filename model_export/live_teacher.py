@@ -28,7 +28,7 @@ from keras import layers
 
 from model_export.prune import PruneReport
 from model_export.resnet_cut import ResnetCut
-from model_export.train_data import centred_unit
+from model_export.train_data import centre_and_spread
 
 __all__ = [
     "LiveTeacher",
@@ -150,9 +150,8 @@ def live_teacher(
             norms.append(np.linalg.norm(v, axis=1))
             units[flipped].append(v / np.maximum(norms[-1][:, None], 1e-12))
     # the same mean the fixed targets are centred on (plain and mirrored faces together)
-    every = np.concatenate([*units[False], *units[True]])
-    _, _, mean = centred_unit(np.concatenate(units[False]), np.concatenate(units[True]))
-    spread = float(np.sqrt(np.mean(np.sum((every - mean) ** 2, axis=1))))
+    mean, spread = centre_and_spread(np.concatenate(units[False]), np.concatenate(units[True]))
+    mean = mean.astype(np.float32)
     norm = float(np.mean(np.concatenate(norms)))
     logger.info(
         "teacher in the loop: %d hinted convolutions; mean unit embedding norm %.3f, "
@@ -176,8 +175,9 @@ def space_targets(embedding: tf.Tensor, mean: tf.Tensor, spread: float) -> tf.Te
     units of its spread (``--distill centred``). Distances between these are the
     teacher's own unit-embedding distances (over ``spread``): re-normalised, as
     ``centred_targets`` does, the common part of dlib's embedding (a mean of length 0.92)
-    is gone and each face's remainder (length 0.36-0.46) blown up to 1, and dlib's own
-    error on the held-out LFW pairs doubles (27 errors in 1,200 against 13)."""
+    is gone and each face's remainder (root mean square 0.40) blown up to 1, and dlib's
+    own errors on the held-out LFW pairs nearly double (25 in 1,200 against 14, mirrored:
+    ``bench/target_space.py``)."""
     unit = tf.math.l2_normalize(embedding, axis=-1)
     return tf.stop_gradient((unit - mean) / spread)
 

@@ -212,9 +212,7 @@ def embedding_distillation_loss(student: TensorLike, teacher: TensorLike) -> tf.
     """Mean over the batch of ``|s - t|^2`` between the L2-normalised student and teacher
     embeddings (both ``[B, D]``, same D). Between 0 and 4. The teacher is a target: no
     gradient flows into it."""
-    s = l2_normalize(student)
-    t = tf.stop_gradient(l2_normalize(teacher))
-    return tf.reduce_mean(tf.reduce_sum(tf.square(s - t), axis=-1))
+    return space_distillation_loss(l2_normalize(student), l2_normalize(teacher))
 
 
 def space_distillation_loss(student: TensorLike, teacher: TensorLike) -> tf.Tensor:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import os
@@ -377,20 +378,20 @@ def train(opts: TrainOptions) -> Path:
         pair = live_teacher(teacher_model, model, cut, data.centre)
         student_record["hinted"] = pair.names
         mean = tf.constant(pair.mean)
-        # the refit fits the linear layer to the raw embedding minus its mean, about
-        # norm * (unit - mean): over norm * spread, the targets' units
-        scale = pair.norm * pair.spread if space else 1.0
         if space:
+            # the refit fits the linear layer to the raw embedding minus its mean, about
+            # norm * (unit - mean): over norm * spread, the targets' units
+            scale = pair.norm * pair.spread
             student_record["space"] = {"norm": pair.norm, "spread": pair.spread}
+            targets_of = functools.partial(space_targets, mean=mean, spread=pair.spread)
+        else:
+            targets_of = functools.partial(centred_targets, mean=mean)
 
     @tf.function(reduce_retracing=True)
     def step(x: Any, labels: Any, targets: Any, maps: tuple[Any, ...]) -> dict[str, Any]:
         x = tf.cast(x, tf.float32)
         if pair is not None:
-            if space:
-                targets = space_targets(targets, mean, pair.spread)
-            else:
-                targets = centred_targets(targets, mean)
+            targets = targets_of(targets)
         with tf.GradientTape() as tape:
             if pair is not None:
                 s_out = pair.student(x, training=True)
@@ -398,7 +399,7 @@ def train(opts: TrainOptions) -> Path:
                 hint = hint_loss(s_out[1:], list(maps)) if hint_weight else 0.0
             else:
                 emb, hint = model(x, training=True), 0.0
-            if space:
+            if space:  # raw outputs, in the targets' units
                 emb = emb / scale
             unit = emb if space else losses.l2_normalize(emb)
             trip, stats = losses.mine(labels, unit, margin, opts.mining)

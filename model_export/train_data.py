@@ -278,6 +278,17 @@ def teacher_embeddings(
     return plain.astype(np.float32), flip.astype(np.float32)
 
 
+def centre_and_spread(
+    plain: NDArray[np.floating], flip: NDArray[np.floating]
+) -> tuple[NDArray[np.float64], float]:
+    """The mean of the teacher's embeddings of the training photos and of their mirror
+    images, and the root mean square length of an embedding minus it (the scale of the
+    targets of ``--distill centred``, ``live_teacher.space_targets``)."""
+    both = np.concatenate([plain, flip]).astype(np.float64)
+    mean = both.mean(axis=0)
+    return mean, float(np.sqrt(np.mean(np.sum((both - mean) ** 2, axis=1))))
+
+
 def centred_unit(
     plain: NDArray[np.float32], flip: NDArray[np.float32]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
@@ -287,7 +298,7 @@ def centred_unit(
     copying them as they are learns that common part and little else; centred, different
     people sit near cosine 0 (distances, the teacher's Euclidean metric, are unchanged by
     the shift)."""
-    mean = np.concatenate([plain, flip]).mean(axis=0)
+    mean, _ = centre_and_spread(plain, flip)
     out = []
     for v in (plain - mean, flip - mean):
         out.append(
