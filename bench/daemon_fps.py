@@ -34,6 +34,7 @@ def measure(bundle_dir: Path, threads: int) -> dict[str, object]:
     from edge.enroll import enroll_photos
     from edge.gallery import Gallery
     from edge.pipeline import Pipeline
+    from edge.recognize import policy_for
     from edge.sources import open_source
     from edge.tracker import Tracker, TrackerSettings
     from model_export.calibration import select
@@ -55,9 +56,9 @@ def measure(bundle_dir: Path, threads: int) -> dict[str, object]:
         def publish(self, event: object) -> None:
             pass
 
-    pipeline = Pipeline(
-        engine, bundle, gallery, RecognitionConfig(), Tracker(TrackerSettings(), "clip"), Null(), 40
-    )
+    policy = policy_for(bundle.manifest, RecognitionConfig(), min_face=40, cohort=bundle.cohort)
+    tracker = Tracker(TrackerSettings(), "clip")
+    pipeline = Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, Null())
     elapsed, frames = 0.0, 0
     while (frame := source.read()) is not None:  # decoding is not timed: a camera delivers frames
         t0 = time.perf_counter()

@@ -108,7 +108,7 @@ def edge_system(bundle_dir: Path) -> System:
             "quantization": m.encoder.quantization,
             "speedup_over_float32": _speedup(bundle.raw, m.encoder.quantization),
             "detector_file": str(bundle.path(m.detector.file)),
-            "raw": {k: bundle.raw.get(k) for k in ("tau", "identify", "evaluation")},
+            "raw": {k: bundle.raw.get(k) for k in ("encoder", "tau", "identify", "evaluation")},
         },
     )
 

@@ -1,7 +1,7 @@
 """The figures of docs/BENCHMARKS.md, drawn from bench/results/benchmarks.json alone
 (matplotlib, Agg): the ROC of every system, the genuine/impostor distance histograms
-with the thresholds, the time per stage and the clip's frames per second, and the Pi
-estimate.
+with the thresholds, the open set's DIR against FPIR per domain, the time per stage and
+the clip's frames per second, and the Pi estimate.
 
     .venv/bin/python bench/plots.py [--json bench/results/benchmarks.json] [--out docs/benchmarks]
 """
@@ -118,6 +118,61 @@ def histogram_figure(result: dict[str, Any], out: Path) -> Path:
     return path
 
 
+RULE_MARKERS = {"default rule": "o", "documented threshold": "o", "bundle tau.verify": "s"}
+
+
+def dir_fpir_figure(result: dict[str, Any], out: Path) -> Path:
+    """DIR against FPIR, tau swept over each domain's strangers (margin 0 solid, the
+    bundle's margin dashed), each system's own rules as points."""
+    domains = list(result["data"]["openset"])
+    fig, axes = plt.subplots(1, len(domains), figsize=(6.5 * len(domains), 5), squeeze=False)
+    for ax, domain in zip(axes[0], domains, strict=True):
+        n = result["data"]["openset"][domain]["stranger_photos"]
+        floor = 0.5 / max(n, 1)
+        for colour, s in zip(colours(result), result["systems"], strict=True):
+            o = result["openset"][s["key"]][domain]
+            held = "" if domain not in (s.get("not_held_out") or {}) else " (not held out)"
+            for margin, points in o["curves"].items():
+                if not points:
+                    continue
+                fpir, dir_ = np.array(points).T
+                ax.step(
+                    np.maximum(fpir, floor),
+                    dir_,
+                    where="post",
+                    color=colour,
+                    linestyle="-" if margin == "0" else "--",
+                    linewidth=1.2,
+                    label=f"{s['label']}{held}" + ("" if margin == "0" else f", margin {margin}"),
+                )
+            for rule, r in o["rules"].items():
+                ax.plot(
+                    max(r["fpir"]["rate"], floor),
+                    r["dir"]["rate"],
+                    RULE_MARKERS.get(rule, "^"),
+                    color=colour,
+                    markersize=6,
+                    markerfacecolor=colour if rule != "bundle tau.verify" else "white",
+                )
+        ax.axvline(0.01, color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlim(floor * 0.8, 1.0)
+        ax.set_xlabel(f"FPIR: strangers named ({n} non-mated searches; left edge: none)")
+        ax.set_ylabel("DIR: mated searches named correctly")
+        ax.set_title(
+            f"{domain.upper()} report people: DIR against FPIR\n"
+            "filled dot: the system's own rule; open square: edge-face's tau.verify",
+            fontsize=10,
+        )
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = out / "dir_fpir.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def latency_figure(result: dict[str, Any], out: Path) -> Path:
     systems = result["systems"]
     speed, clip = result["speed"]["summary"], result["clip"]["systems"]
@@ -190,7 +245,8 @@ def pi_figure(result: dict[str, Any], out: Path) -> Path | None:
 
 def draw_all(result: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [roc_figure(result, out), histogram_figure(result, out), latency_figure(result, out)]
+    paths = [roc_figure(result, out), histogram_figure(result, out)]
+    paths += [dir_fpir_figure(result, out), latency_figure(result, out)]
     if (p := pi_figure(result, out)) is not None:
         paths.append(p)
     return paths

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.boxmap import apply_box_map
+from edge.boxmap import BoxMap, apply_box_map
 from edge.bundle import AlignmentSpec
 from edge.chip import chip_transform, extract_chip
 from edge.detect.yunet import as_rgb
@@ -50,7 +49,7 @@ class DlibChipAligner:
         predictor: ShapePredictor,
         size: int = 150,
         padding: float = 0.25,
-        box_map: dict[str, Any] | None = None,
+        box_map: BoxMap | None = None,
     ) -> None:
         self.predictor = predictor
         self.size = size

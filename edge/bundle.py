@@ -11,9 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from edge.boxmap import BoxMap
+from edge.decision import Cohort, OpenSetTable
 from edge.errors import EdgeError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ class AlignmentSpec:
     size: int = Field(gt=0)
     padding: float = 0.0
     landmarks_file: str | None = None  # the dlib 5-point predictor as arrays ("dlib-chip")
-    box_map: dict[str, Any] | None = None  # detector box+landmarks -> landmark model's box
+    box_map: BoxMap | None = None  # detector box+landmarks -> landmark model's box
     template: list[list[float]] | None = None  # 5 points in the encoder's input frame
 
 
@@ -64,6 +67,15 @@ class AlignmentSpec:
 class Thresholds:
     verify: float = Field(gt=0)  # one-to-one: same person iff distance <= verify
     identify: float = Field(gt=0)  # one-to-many against a gallery (stricter)
+
+
+@dataclass(frozen=True, config=_LENIENT)
+class CohortSpec:
+    """The background faces the open-set table's scores are relative to (edge.decision)."""
+
+    file: str  # a .npy matrix: ``faces`` rows of the encoder's embedding size
+    k: int = Field(gt=0)  # a probe is judged against its k nearest
+    faces: int = Field(gt=0)
 
 
 @dataclass(frozen=True, config=_LENIENT)
@@ -76,6 +88,8 @@ class Manifest:
     alignment: AlignmentSpec
     tau: Thresholds
     files: dict[str, str]  # file name -> sha256
+    identify: OpenSetTable | None = None  # the open-set table (edge.decision)
+    cohort: CohortSpec | None = None  # when set, the table is in cohort scores
 
 
 _ADAPTER = TypeAdapter(Manifest)
@@ -86,6 +100,7 @@ class Bundle:
     root: Path
     manifest: Manifest
     raw: dict[str, Any]  # the whole manifest.json, for display and evaluation figures
+    cohort: Cohort | None = None  # loaded from manifest.cohort's file
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -123,14 +138,37 @@ def load_bundle(root: Path, *, verify_hashes: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
     if verify_hashes:
         _check_hashes(root, manifest)
+    cohort = _load_cohort(root, manifest)
     logger.info("model bundle %s (%s, encoder %s)", root, manifest.name, manifest.encoder_id)
-    return Bundle(root=root, manifest=manifest, raw=raw)
+    return Bundle(root=root, manifest=manifest, raw=raw, cohort=cohort)
+
+
+def _load_cohort(root: Path, manifest: Manifest) -> Cohort | None:
+    spec = manifest.cohort
+    if spec is None:
+        return None
+    if manifest.identify is None:
+        raise BundleError(f"{root}: a cohort without an open-set table: rebuild the bundle")
+    path = root / spec.file
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable cohort ({exc}): rebuild the bundle") from exc
+    shape = (spec.faces, manifest.encoder.embedding_size)
+    if vectors.shape != shape:
+        raise BundleError(f"{path}: cohort of shape {vectors.shape}, the manifest says {shape}")
+    try:
+        return Cohort(vectors.astype(np.float32), spec.k)
+    except ValueError as exc:
+        raise BundleError(f"{path}: {exc}: rebuild the bundle") from exc
 
 
 def _check_hashes(root: Path, manifest: Manifest) -> None:
     needed = {manifest.encoder.file, manifest.detector.file}
     if manifest.alignment.landmarks_file:
         needed.add(manifest.alignment.landmarks_file)
+    if manifest.cohort is not None:
+        needed.add(manifest.cohort.file)
     unlisted = needed - set(manifest.files)
     if unlisted:
         raise BundleError(f"{root}: the manifest lists no sha256 for {sorted(unlisted)}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from edge.cli import EXIT_FAILURE, State, guarded, main
+from edge.cli_state import EXIT_FAILURE, State, guarded
 
 Paths = click.Path(path_type=Path, exists=True)
 
@@ -33,7 +33,7 @@ def _tick(bar: Any) -> Callable[[object], None] | None:
     return (lambda _item: bar.update(1)) if bar is not None else None
 
 
-@main.command()
+@click.command()
 @click.argument("name")
 @click.argument("paths", nargs=-1, type=Paths)
 @click.option(
@@ -93,7 +93,7 @@ def enroll(
     sys.exit(0 if report.stored else EXIT_FAILURE)
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.pass_obj
 def people(state: State, as_json: bool) -> None:
@@ -113,7 +113,7 @@ def people(state: State, as_json: bool) -> None:
     click.echo(f"{len(found)} people enrolled", err=True)
 
 
-@main.command()
+@click.command()
 @click.argument("name")
 @click.pass_obj
 def remove(state: State, name: str) -> None:
@@ -127,7 +127,7 @@ def remove(state: State, name: str) -> None:
     click.echo(f"removed {name} and {n} face embedding(s)")
 
 
-@main.command()
+@click.command()
 @click.argument("old")
 @click.argument("new")
 @click.pass_obj
@@ -142,7 +142,7 @@ def rename(state: State, old: str, new: str) -> None:
     click.echo(f"renamed {old} to {new}")
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=Paths)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
@@ -157,15 +157,12 @@ def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from edge.enroll import expand
     from edge.images import ImageError, read_image
-    from edge.recognize import Recognizer, rule_for
+    from edge.recognize import Recognizer, policy_for
 
     bundle, engine, gallery = state.bundle(), state.engine(), state.gallery()
     matrix = guarded(lambda: gallery.matrix(bundle.manifest.encoder_id))
-    recognition = state.config().recognition
-    rule = rule_for(bundle, matrix, recognition)
-    recognizer = Recognizer(
-        engine, matrix, rule, bundle.manifest.encoder.metric, recognition.min_sharpness
-    )
+    policy = policy_for(bundle.manifest, state.config().recognition, cohort=bundle.cohort)
+    recognizer = Recognizer(engine, policy.for_gallery(matrix))
     files = expand(paths)
     results = []
     with _bar(not as_json and len(files) > 3, len(files), "identifying") as bar:
@@ -200,7 +197,7 @@ def _print_entry(entry: dict[str, Any]) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.argument("image1", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("image2", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -213,14 +210,17 @@ def verify(state: State, image1: Path, image2: Path, as_json: bool) -> None:
       edge-face verify id-card.jpg selfie.jpg
     """
     from edge.images import read_image
-    from edge.recognize import compare
+    from edge.recognize import compare, policy_for
 
     bundle, engine = state.bundle(), state.engine()
-    tau = state.config().recognition.tau or bundle.manifest.tau.verify
-    result = guarded(lambda: compare(engine, read_image(image1), read_image(image2),
-                                     bundle.manifest.encoder.metric, tau, (str(image1), str(image2))))  # fmt: skip
+    policy = policy_for(bundle.manifest, state.config().recognition, cohort=bundle.cohort)
+    names = (str(image1), str(image2))
+    result = guarded(lambda: compare(engine, read_image(image1), read_image(image2), policy, names))
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         verdict = "same person" if result["same"] else "different people"
         click.echo(f"{verdict} (distance {result['distance']}, tau {result['tau']})")
+
+
+COMMANDS = (enroll, people, remove, rename, identify, verify)

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from edge.cli import State, guarded, main
+from edge.cli_state import State, guarded
 
 
-@main.command()
+@click.command()
 @click.option(
     "--dry-run", is_flag=True, help="Log events instead of publishing them (no broker needed)."
 )
@@ -32,3 +32,6 @@ def run(state: State, dry_run: bool) -> None:
 
     config = state.config()
     sys.exit(guarded(lambda: run_daemon(config, os.environ, dry_run=dry_run)))
+
+
+COMMANDS = (run,)

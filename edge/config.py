@@ -218,7 +218,7 @@ def _resolve_paths(config: Config, base_dir: Path | None) -> Config:
             value = getattr(obj, f.name)
             if isinstance(value, Path) and not value.is_absolute():
                 changes[f.name] = (base_dir / value).resolve()
-        return replace(obj, **changes) if changes else obj
+        return replace(obj, **changes)
 
     return replace(config, **{name: fix(getattr(config, name)) for name in SECTIONS})
 
@@ -242,7 +242,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = {} if env is None else env
     found = find_config_file(path, env)
     if found is None:
-        return parse_config("", filename="(defaults)", env=env)
+        return parse_config("", env=env)  # no file: a problem names its environment variable
     try:
         text = found.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

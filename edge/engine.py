@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from edge.align import make_aligner
 from edge.bundle import Bundle
 from edge.detect import make_detector
@@ -49,17 +47,3 @@ def load_engine(bundle: Bundle, num_threads: int = 1, runtime: str | None = None
         aligner=make_aligner(m.alignment, bundle.root),
         embedder=embedder,
     )
-
-
-def distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
-    """Distances between rows of ``a`` and rows of ``b`` by the bundle's metric.
-
-    ``euclidean``: ||a - b||. ``cosine``: 1 - cos(a, b) (vectors need not be unit length).
-    """
-    a2, b2 = np.atleast_2d(a).astype(np.float32), np.atleast_2d(b).astype(np.float32)
-    if metric == "cosine":
-        an = a2 / np.maximum(np.linalg.norm(a2, axis=1, keepdims=True), 1e-12)
-        bn = b2 / np.maximum(np.linalg.norm(b2, axis=1, keepdims=True), 1e-12)
-        return 1.0 - an @ bn.T
-    sq = (a2**2).sum(1)[:, None] + (b2**2).sum(1)[None, :] - 2 * a2 @ b2.T
-    return np.sqrt(np.maximum(sq, 0.0))

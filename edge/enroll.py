@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.decision import enrollment_problem
 from edge.engine import FaceEngine
 from edge.gallery import Gallery, Sample
 from edge.images import ImageError, read_image
-from edge.quality import enrollment_problem, sharpness
+from edge.quality import measure
 from edge.types import AlignedFace, RGBImage
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def pick_face(engine: FaceEngine, image: RGBImage, largest: bool) -> AlignedFace
         )
     det = max(dets, key=lambda d: d.box.area)
     face = engine.align(image, det)
-    problem = enrollment_problem(face)
+    problem = enrollment_problem(measure(face))
     if problem:
         raise Rejected(problem)
     return face
@@ -81,7 +82,7 @@ def pick_face(engine: FaceEngine, image: RGBImage, largest: bool) -> AlignedFace
 
 def sample_from(engine: FaceEngine, face: AlignedFace, source: str) -> tuple[Sample, Outcome]:
     [embedding] = engine.embed([face])
-    quality = round(sharpness(face), 1)
+    quality = round(measure(face).sharpness, 1)
     outcome = Outcome(source, True, box=face.detection.box.as_list(), quality=quality)
     return Sample(embedding.vector, embedding.encoder_id, source, quality), outcome
 

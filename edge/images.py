@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.types import RGBImage
+from edge.types import BBox, RGBImage
 
 
 class ImageError(EdgeError):
@@ -44,3 +44,14 @@ def read_image(path: Path) -> RGBImage:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     return decode_image(data, str(path))
+
+
+def encode_crop(image: RGBImage, box: BBox) -> bytes | None:
+    """The part of an RGB image inside ``box`` as JPEG bytes; None when the box is empty."""
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
+    x2, y2 = min(w, int(box.x2)), min(h, int(box.y2))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
+    return jpeg.tobytes() if ok else None

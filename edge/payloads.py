@@ -97,7 +97,7 @@ def event_payload(event: RecognitionEvent, include_crop: bool) -> bytes:
         "time": iso_utc(event.time),
     }
     if include_crop and event.crop_jpeg:
-        obj["crop"] = base64.b64encode(event.crop_jpeg).decode("ascii")
+        obj["crop"] = base64.b64encode(event.crop_jpeg).decode()
     return _json(obj)
 
 

@@ -1,11 +1,22 @@
 """The seams of the system: small ``typing.Protocol`` interfaces, so that test fakes need
-no base class and back-ends are chosen by the bundle or the config."""
+no base class (``tests/fakes.py``) and back-ends are chosen by the bundle or the config."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
-from edge.types import AlignedFace, Detection, Embedding, Frame, RGBImage
+from edge.types import (
+    AlignedFace,
+    BBox,
+    Detection,
+    Embedding,
+    Frame,
+    GalleryMatrix,
+    Match,
+    RecognitionEvent,
+    RGBImage,
+)
 
 
 class FaceDetector(Protocol):
@@ -26,6 +37,57 @@ class Embedder(Protocol):
     encoder_id: str
 
     def embed(self, faces: list[AlignedFace]) -> list[Embedding]: ...
+
+
+class Engine(Protocol):
+    """The face stack a bundle describes (``edge.engine.FaceEngine``)."""
+
+    def detect(self, image: RGBImage) -> list[Detection]: ...
+
+    def align(self, image: RGBImage, detection: Detection) -> AlignedFace: ...
+
+    def embed(self, faces: list[AlignedFace]) -> list[Embedding]: ...
+
+
+class GalleryReader(Protocol):
+    """What the daemon reads of the gallery (``edge.gallery.Gallery``)."""
+
+    def matrix(self, encoder_id: str | None = None) -> GalleryMatrix:
+        """A snapshot of every embedding (refusing another encoder's)."""
+        ...
+
+    def data_version(self) -> int:
+        """A number that changes whenever another process commits a change."""
+        ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds, for intervals only."""
+        ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FaceTracker(Protocol):
+    """Faces followed across frames; one event per encounter (``edge.tracker.Tracker``)."""
+
+    def update(self, faces: list[tuple[BBox, Match]], now: float) -> list[RecognitionEvent]: ...
+
+
+class EventSink(Protocol):
+    def publish(self, event: RecognitionEvent) -> None:
+        """Hand an event on (the MQTT outbox, or the log); never raises."""
+        ...
+
+
+class FrameProcessor(Protocol):
+    """What the runner's processing thread calls for every frame (``edge.pipeline``)."""
+
+    def process(self, frame: Frame) -> object: ...
 
 
 class FrameSource(Protocol):

@@ -1,5 +1,6 @@
-"""Recognition of every face in an image against the gallery (identify), and one-to-one
-comparison of two photos (verify). The daemon's pipeline uses the same pieces."""
+"""The per-face path, shared by the daemon's pipeline and the ``identify`` verb: detect,
+skip faces too small to look at, align, embed, measure and decide (``edge.decision``);
+and one-to-one comparison of two photos (``verify``)."""
 
 from __future__ import annotations
 
@@ -7,82 +8,56 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from edge.bundle import Bundle
+from edge.bundle import Manifest
 from edge.config import RecognitionConfig
-from edge.engine import FaceEngine, distance
+from edge.decision import Cohort, Decider, FaceQuality, Policy, distance
 from edge.errors import EdgeError
-from edge.gallery import GalleryMatrix
-from edge.matcher import Rule, identify_rule, rank
-from edge.quality import sharpness
-from edge.types import AlignedFace, Detection, Match, RGBImage
+from edge.ports import Engine
+from edge.quality import measure
+from edge.stats import Stopwatch
+from edge.types import AlignedFace, Match, RGBImage
 
 
 @dataclass(frozen=True, slots=True)
 class FaceResult:
-    box: list[float]
-    person: str | None
-    distance: float
-    tau: float
-    known: bool
+    """One face of an image: where it is, how good it is and the verdict."""
+
+    face: AlignedFace
+    quality: FaceQuality
+    match: Match
 
     def as_dict(self) -> dict[str, Any]:
-        d = None if not np.isfinite(self.distance) else round(self.distance, 4)
-        return {
-            "box": self.box,
-            "person": self.person,
-            "distance": d,
-            "tau": round(self.tau, 4),
-            "known": self.known,
-        }
-
-
-def rule_for(bundle: Bundle, matrix: GalleryMatrix, config: RecognitionConfig) -> Rule:
-    """The identification rule for this bundle and gallery size (see edge.matcher)."""
-    return identify_rule(
-        bundle.raw.get("identify"),
-        comparisons=len(matrix.vectors),
-        strangers_accepted=config.strangers_accepted,
-        fallback_tau=bundle.manifest.tau.identify,
-        margin=config.margin,
-        fixed_tau=config.tau,
-    )
-
-
-def decide(rule: Rule, matrix: GalleryMatrix, metric: str, face: AlignedFace, vector: np.ndarray,
-           min_sharpness: float) -> Match:  # fmt: skip
-    """The verdict for one face; a face too blurry to trust is never named."""
-    match = rule.decide(rank(matrix, vector, metric))
-    if match.known and sharpness(face) < min_sharpness:
-        return Match(None, match.distance, match.tau, False)
-    return match
+        m = self.match
+        d = round(m.distance, 4) if np.isfinite(m.distance) else None
+        box = self.face.detection.box.as_list()
+        return {"box": box, "person": m.person, "distance": d, "tau": round(m.tau, 4),
+                "known": m.known}  # fmt: skip
 
 
 class Recognizer:
-    """Detect, align, embed and decide for every face of an image."""
+    """Every face of an image through the engine and the decider (a gallery snapshot
+    with its rule): the one per-face path of the daemon and the CLI."""
 
-    def __init__(self, engine: FaceEngine, matrix: GalleryMatrix, rule: Rule, metric: str,
-                 min_sharpness: float = 0.0) -> None:  # fmt: skip
-        self.engine, self.matrix, self.rule, self.metric = engine, matrix, rule, metric
-        self.min_sharpness = min_sharpness
+    def __init__(self, engine: Engine, decider: Decider) -> None:
+        self.engine, self.decider = engine, decider
 
-    def faces(self, image: RGBImage, detections: list[Detection] | None = None) -> list[FaceResult]:
-        dets = self.engine.detect(image) if detections is None else detections
-        aligned = [self.engine.align(image, d) for d in dets]
-        results = []
-        for face, emb in zip(aligned, self.engine.embed(aligned), strict=True):
-            match = decide(
-                self.rule, self.matrix, self.metric, face, emb.vector, self.min_sharpness
-            )
-            results.append(
-                FaceResult(
-                    face.detection.box.as_list(),
-                    match.person,
-                    match.distance,
-                    match.tau,
-                    match.known,
-                )
-            )
+    def faces(self, image: RGBImage, watch: Stopwatch | None = None) -> list[FaceResult]:
+        watch = watch or Stopwatch()
+        policy = self.decider.policy
+        detections = [d for d in self.engine.detect(image) if policy.looked_at(d.box)]
+        watch.lap("detect")
+        faces = [self.engine.align(image, d) for d in detections]
+        qualities = [measure(f) for f in faces]
+        watch.lap("align")
+        embeddings = self.engine.embed(faces)
+        watch.lap("embed")
+        results = [
+            FaceResult(face, q, self.decider.decide(e.vector, q))
+            for face, q, e in zip(faces, qualities, embeddings, strict=True)
+        ]
+        watch.lap("match")
         return results
 
 
@@ -90,7 +65,7 @@ class NoFaceError(EdgeError):
     """A photo given to verify has no face."""
 
 
-def largest_embedding(engine: FaceEngine, image: RGBImage, name: str) -> np.ndarray:
+def largest_embedding(engine: Engine, image: RGBImage, name: str) -> NDArray[np.float32]:
     dets = engine.detect(image)
     if not dets:
         raise NoFaceError(f"{name}: no face found")
@@ -98,16 +73,33 @@ def largest_embedding(engine: FaceEngine, image: RGBImage, name: str) -> np.ndar
     return engine.embed([face])[0].vector
 
 
-def compare(
-    engine: FaceEngine, a: RGBImage, b: RGBImage, metric: str, tau: float, names: tuple[str, str]
-) -> dict[str, Any]:
+def compare(engine: Engine, a: RGBImage, b: RGBImage, policy: Policy,
+            names: tuple[str, str]) -> dict[str, Any]:  # fmt: skip
     """One-to-one: the distance between the largest faces of two photos, and the verdict."""
     va, vb = largest_embedding(engine, a, names[0]), largest_embedding(engine, b, names[1])
-    d = float(distance(va, vb, metric)[0, 0])
-    return {
-        "image1": names[0],
-        "image2": names[1],
-        "distance": round(d, 4),
-        "tau": round(tau, 4),
-        "same": d <= tau,
-    }
+    d = float(distance(va, vb, policy.metric)[0, 0])
+    return {"image1": names[0], "image2": names[1], "distance": round(d, 4),
+            "tau": round(policy.verify_threshold(), 4), "same": policy.same(d)}  # fmt: skip
+
+
+def policy_for(
+    manifest: Manifest,
+    config: RecognitionConfig,
+    min_face: float = 0.0,
+    cohort: Cohort | None = None,
+) -> Policy:
+    """The decision rule of a bundle as the config adjusts it (``min_face``: the daemon's
+    ``[camera] min_face``; photos given to ``identify`` are looked at whatever their size;
+    ``cohort``: the bundle's, ``Bundle.cohort``)."""
+    return Policy(
+        metric=manifest.encoder.metric,
+        verify_tau=manifest.tau.verify,
+        identify_tau=manifest.tau.identify,
+        open_set=manifest.identify,
+        strangers_accepted=config.strangers_accepted,
+        tau=config.tau,
+        margin=config.margin,
+        min_sharpness=config.min_sharpness,
+        min_face=min_face,
+        cohort=cohort,
+    )

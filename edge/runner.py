@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 
 from edge.handoff import FrameHandoff
-from edge.pipeline import Pipeline
-from edge.ports import FrameSource
+from edge.ports import FrameProcessor, FrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ class Runner:
     def __init__(
         self,
         source: FrameSource,
-        pipeline: Pipeline,
+        pipeline: FrameProcessor,
         live: bool,
         stop: threading.Event,
         max_fps: float = 0.0,

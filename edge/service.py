@@ -27,6 +27,7 @@ from edge.gallery import Gallery
 from edge.notify import Notifier
 from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
 from edge.pipeline import Pipeline
+from edge.recognize import policy_for
 from edge.runner import Runner
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
@@ -88,8 +89,11 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
     tracker = Tracker(tracker_settings(config), camera=config.camera.name)
     source = open_source(config.camera.source, config.camera.name)
-    pipeline = Pipeline(engine, bundle, gallery, config.recognition, tracker, sink, config.camera.min_face,
-                        config.mqtt.include_crop)  # fmt: skip
+    policy = policy_for(
+        bundle.manifest, config.recognition, min_face=config.camera.min_face, cohort=bundle.cohort
+    )
+    pipeline = Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, sink,
+                        include_crop=config.mqtt.include_crop)  # fmt: skip
     live = is_live(config.camera.source)
     reload.append(pipeline)
     if mqtt is not None:

@@ -60,9 +60,8 @@ class TrackerSettings:
 @dataclass(slots=True)
 class _Track:
     id: int
-    box: BBox
-    decisions: deque[str | None]
-    distances: deque[float]
+    votes: deque[tuple[str | None, float]]  # the last n frames: (name or None, distance)
+    box: BBox = field(init=False)  # set by the first add()
     tau: float = 0.0
     seen: int = 0
     missed: int = 0
@@ -71,8 +70,7 @@ class _Track:
 
     def add(self, box: BBox, match: Match) -> None:
         self.box = box
-        self.decisions.append(match.person if match.known else None)
-        self.distances.append(match.distance)
+        self.votes.append((match.person if match.known else None, match.distance))
         self.tau = match.tau
         self.seen += 1
         self.missed = 0
@@ -98,20 +96,21 @@ class Tracker:
         assigned = self._assign([box for box, _ in faces])
         seen_ids: set[int] = set()
         for face_index, (box, match) in enumerate(faces):
-            track = assigned.get(face_index)
-            if track is None:
-                track = self._new_track(box)
+            track = assigned.get(face_index) or self._new_track()
             track.add(box, match)
             seen_ids.add(track.id)
         for track in self._tracks:
             if track.id not in seen_ids:
                 track.missed += 1
-        dropped = [t for t in self._tracks if t.missed >= self.settings.max_missed]
-        for track in dropped:
-            logger.debug(
-                "track %d on %s dropped after %d frames", track.id, self.camera, track.seen
-            )
-        self._tracks = [t for t in self._tracks if t.missed < self.settings.max_missed]
+        live = []
+        for track in self._tracks:
+            if track.missed < self.settings.max_missed:
+                live.append(track)
+            else:
+                logger.debug(
+                    "track %d on %s dropped after %d frames", track.id, self.camera, track.seen
+                )
+        self._tracks = live
 
         events: list[RecognitionEvent] = []
         for track in self._tracks:
@@ -126,7 +125,9 @@ class Tracker:
             for track in self._tracks
         ]
         pairs = [p for p in pairs if p[0] >= self.settings.iou]
-        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        # best overlap first; the sort is stable and the pairs were listed face by face,
+        # tracks in id order: a tie goes to the earlier face, then to the older track
+        pairs.sort(key=lambda p: -p[0])
         assigned: dict[int, _Track] = {}
         used: set[int] = set()
         for _, track_id, face_index, track in pairs:
@@ -136,9 +137,8 @@ class Tracker:
             used.add(track_id)
         return assigned
 
-    def _new_track(self, box: BBox) -> _Track:
-        n = self.settings.n
-        track = _Track(self._next_id, box, deque(maxlen=n), deque(maxlen=n))
+    def _new_track(self) -> _Track:
+        track = _Track(self._next_id, deque(maxlen=self.settings.n))
         self._next_id += 1
         self._tracks.append(track)
         logger.debug("track %d on %s started", track.id, self.camera)
@@ -147,20 +147,18 @@ class Tracker:
     def _judge(self, track: _Track, now: float) -> list[RecognitionEvent]:
         s = self.settings
         events: list[RecognitionEvent] = []
-        votes = Counter(p for p in track.decisions if p is not None)
-        for person, count in votes.most_common():
-            if count < s.k or person in track.won:
-                continue
+        votes = Counter(p for p, _ in track.votes if p is not None)
+        # a frame adds one vote: only the person it names can newly reach k
+        person = track.votes[-1][0]
+        if person is not None and person not in track.won and votes[person] >= s.k:
             track.won.add(person)
             last = self._last_recognized.get(person)
             if last is not None and now - last < s.cooldown_s:
                 logger.info("%s on %s (track %d): within cooldown", person, self.camera, track.id)
-                continue
-            self._last_recognized[person] = now
-            best = min(
-                d for p, d in zip(track.decisions, track.distances, strict=True) if p == person
-            )
-            events.append(self._event(track, "recognized", person, best, now))
+            else:
+                self._last_recognized[person] = now
+                best = min(d for p, d in track.votes if p == person)
+                events.append(self._event(track, "recognized", person, best, now))
 
         if (
             s.unknown_after is not None
@@ -175,7 +173,9 @@ class Tracker:
                 logger.info("unknown on %s (track %d): within cooldown", self.camera, track.id)
             else:
                 self._last_unknown = now
-                events.append(self._event(track, "unknown", None, min(track.distances), now))
+                events.append(
+                    self._event(track, "unknown", None, min(d for _, d in track.votes), now)
+                )
         return events
 
     def _event(

@@ -42,6 +42,10 @@ class BBox:
         return self.y2 - self.y1
 
     @property
+    def short_side(self) -> float:
+        return min(self.width, self.height)
+
+    @property
     def area(self) -> float:
         return max(0.0, self.width) * max(0.0, self.height)
 
@@ -112,3 +116,19 @@ class RecognitionEvent:
     frames: int  # frames the track had been seen when the event fired
     time: float  # unix time of the deciding frame
     crop_jpeg: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryMatrix:
+    """Every enrolled embedding as one matrix, for matching: row i belongs to
+    ``names[owner[i]]``. A snapshot: the gallery file may change after it was read."""
+
+    names: list[str]
+    owner: NDArray[np.intp]
+    vectors: NDArray[np.float32]
+    encoder_id: str | None
+    skipped: int = 0  # rows that could not be read (logged)
+
+    @staticmethod
+    def empty() -> GalleryMatrix:
+        return GalleryMatrix([], np.zeros(0, np.intp), np.zeros((0, 0), np.float32), None, 0)

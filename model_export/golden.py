@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.engine import distance
+from edge.decision import distance
 
 # A bundle fails verification beyond these (int8 vs float; the dlib encoder measured
 # cosine >= 0.9992 and distance changes <= 0.028 on 200 held-out faces).

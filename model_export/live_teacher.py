@@ -177,7 +177,7 @@ def space_targets(embedding: tf.Tensor, mean: tf.Tensor, spread: float) -> tf.Te
     ``centred_targets`` does, the common part of dlib's embedding (a mean of length 0.92)
     is gone and each face's remainder (root mean square 0.40) blown up to 1, and dlib's
     own errors on the held-out LFW pairs nearly double (25 in 1,200 against 14, mirrored:
-    ``bench/target_space.py``)."""
+    ``research/target_space.py``)."""
     unit = tf.math.l2_normalize(embedding, axis=-1)
     return tf.stop_gradient((unit - mean) / spread)
 

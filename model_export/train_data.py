@@ -1,9 +1,14 @@
 """What ``model-export train`` learns from and is measured on.
 
 - ``split_people``: the training people and the validation pairs, disjoint in people.
-  With a pairs file (LFW's ``pairs_dev.txt``), the pairs of the chosen folds measure the
-  student and every person in them is kept out of training; without one, a fraction of
-  the people (a stable, hash-ordered choice) is held out and pairs are drawn from them.
+  On the shared faces (the default ``--data``: a folder holding ``lfw/`` and ``cfp/``),
+  the frozen splits decide (``model_export.splits``): the ``train`` people are learnt
+  from, pairs of the ``select`` people measure the student (and choose among runs); the
+  ``calibrate`` people (the bundle's thresholds) and the ``report`` people (the
+  benchmarks) are never seen. CFP contributes its near-frontal photos. With a pairs file,
+  the pairs of the chosen folds measure the student and every person in them is kept out
+  of training; for another folder, a fraction of the people (a stable, hash-ordered
+  choice) is held out and pairs are drawn from them.
 - ``prepare``: every photo once through the device's detector (YuNet) and a similarity
   warp onto the student's template (``Geometry``: the ArcFace 112x112 one, or a 150x150
   dlib-chip one for a cut of dlib's ResNet) with a border (``pad`` pixels each side, so
@@ -18,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +35,19 @@ from edge.detect.yunet import YuNetDetector
 from edge.embedder import TFLiteEmbedder
 from model_export.assets import YUNET, cache_dir, wheel_asset
 from model_export.build import DETECTOR
-from model_export.data import IMAGE_SUFFIXES, DataError, Pair, pair_people, read_pairs
+from model_export.calibration import CFP_PHOTOS
+from model_export.data import (
+    IMAGE_SUFFIXES,
+    DataError,
+    Pair,
+    generate_pairs,
+    pair_people,
+    read_pairs,
+)
 from model_export.evaluate import embed_chips, postprocess
 from model_export.faces import crops_for
+from model_export.splits import SPLITS_FILE
+from model_export.splits import load as load_splits
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +125,8 @@ def split_people(
     seed: int = 0,
 ) -> Split:
     """Training people and validation pairs (see the module doc). ``folds`` are 1-based."""
+    if pairs_file is None and is_shared_root(root):
+        return _by_splits(root, seed)
     people = _people(root)
     if pairs_file is not None:
         pairs = [p for p in read_pairs(pairs_file, root) if p.fold + 1 in folds]
@@ -144,28 +160,34 @@ def split_people(
     return Split(train, pairs, how)
 
 
-def generate_pairs(people: dict[str, list[Path]], folds: int = 5, seed: int = 0) -> list[Pair]:
-    """Same-person and different-person pairs in equal numbers, people disjoint across
-    folds (as LFW's View 2): every two consecutive photos of a person give a same pair."""
-    rng = random.Random(seed)
-    names = sorted(people)
-    folds = max(1, min(folds, len(names) // 2))  # two people at least in every fold
-    rng.shuffle(names)
-    pairs: list[Pair] = []
-    for fold in range(folds):
-        members = names[fold::folds]
-        same = [
-            Pair(fold, photos[i], photos[i + 1], True)
-            for n in members
-            for photos in [people[n]]
-            for i in range(0, len(photos) - 1, 2)
-        ]
-        diff = []
-        for _ in range(len(same)):
-            a, b = rng.sample(members, 2)
-            diff.append(Pair(fold, rng.choice(people[a]), rng.choice(people[b]), False))
-        pairs += same + diff
-    return pairs
+def is_shared_root(root: Path) -> bool:
+    """Is ``root`` the shared faces (``lfw/``, ``lfw_protocol/``, ``cfp/``: the folders
+    data/splits.json's keys name)?"""
+    return (root / "lfw").is_dir() and (root / "lfw_protocol").is_dir() and SPLITS_FILE.is_file()
+
+
+def _by_splits(root: Path, seed: int) -> Split:
+    splits = load_splits()
+    people: dict[str, dict[str, list[Path]]] = {}
+    for role in ("train", "select"):
+        found = {}
+        for key in splits.people(role):
+            folder = root / key
+            photos = _photos(folder) if folder.is_dir() else []
+            if key.startswith("cfp/"):
+                photos = [p for p in photos if p.name.startswith(CFP_PHOTOS)]
+            if photos:
+                found[key] = photos
+        people[role] = found
+    if not people["train"]:
+        raise DataError(f"--data {root}: none of the train people of {SPLITS_FILE} is there")
+    held = {k: v for k, v in people["select"].items() if len(v) >= 2}
+    pairs = generate_pairs(held, seed=seed)
+    how = (
+        f"data/splits.json: {len(people['train'])} train people learnt from; {len(pairs)} pairs"
+        f" of {len(held)} select people measure (calibrate and report people never seen)"
+    )
+    return Split(people["train"], pairs, how)
 
 
 @dataclass(slots=True)
@@ -199,8 +221,24 @@ def _key(split: Split, teacher: Path | None, geometry: Geometry) -> str:
         digest.update((teacher / "manifest.json").read_bytes())
     if geometry != ARCFACE:
         digest.update(repr(geometry).encode())
-    digest.update(Path(__file__).read_bytes())
+    for source in chip_sources():
+        digest.update(source.read_bytes())
+    digest.update(repr(sorted(DETECTOR.items())).encode())
     return digest.hexdigest()[:24]
+
+
+def chip_sources() -> list[Path]:
+    """The code that turns a photo into the cached chips (reading and bordering, detecting,
+    aligning), so that a change to any of it prepares the faces again: the key once hashed
+    this module only, and black borders (model_export.data) reused replicated-border chips."""
+    import edge.align
+    import edge.detect.yunet
+    import edge.images
+    import model_export.data
+    import model_export.faces
+
+    modules = (edge.align, edge.detect.yunet, edge.images, model_export.data, model_export.faces)
+    return [Path(__file__), *(Path(str(m.__file__)) for m in modules)]
 
 
 def prepare(

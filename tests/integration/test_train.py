@@ -1,4 +1,5 @@
-"""``model-export train --quick`` on real LFW photos with the real SFace bundle as teacher
+"""``model-export train --quick`` on the real shared faces (its train people, measured on its
+select people: data/splits.json) with the real SFace bundle as teacher
 (the student cut out of its encoder, trained by distillation):
 the loss falls, held-out accuracy is well above chance, a kill mid-run resumes where the
 last checkpoint left off, and the trained encoder goes through the export stage into an
@@ -44,12 +45,8 @@ def _train_cmd(out: Path, teacher: Path, face_data: Path, *extra: str) -> list[s
         "teacher",
         "--loss",
         "distill",
-        "--data",
-        str(face_data / "lfw"),
-        "--val-pairs",
-        str(face_data / "lfw_protocol" / "pairs_dev.txt"),
         *extra,
-    ]
+    ]  # the data: $EDGE_FACE_DATA's train people, measured on its select people
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
@@ -88,18 +85,23 @@ def test_quick_training_learns(trained: Path) -> None:
     assert losses[-1] < 0.95 * losses[0], losses  # the loss falls (measured 1.91 -> 1.69)
     meta = json.loads((trained / "train.json").read_text())
     final = meta["validation"]["final"]
-    # 600 held-out pairs of people never trained on: chance is 50% (+-2% one standard
-    # error); measured 62% after these 4 short epochs (72 steps, 600 people)
+    # the select people's pairs (people never trained on, nor calibrated on): chance is
+    # 50% (+-2.2% one standard error on 518 pairs)
     assert final["accuracy_mean"] >= 0.57, final
-    assert final["pairs"] == 600
+    pairs = json.loads((trained / "val_pairs.json").read_text())["pairs"]
+    assert final["pairs"] == len(pairs) >= 400
     assert meta["loss"] == "distill" and meta["teacher"]["name"].startswith("sface")
     assert meta["student"]["init"] == "teacher"
     assert meta["macs"] <= DLIB_MACS / 4
     assert (trained / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trained_people = set((trained / "train_people.txt").read_text().split())
-    pairs = json.loads((trained / "val_pairs.json").read_text())["pairs"]
-    held_out = {Path(p).parent.name for row in pairs for p in row[1:3]}
-    assert not trained_people & held_out
+    held_out = {"/".join(Path(p).parts[:2]) for row in pairs for p in row[1:3]}
+    assert trained_people and held_out and not trained_people & held_out
+    from model_export.splits import load
+
+    splits = load()
+    assert trained_people <= set(splits.people("train"))
+    assert held_out <= set(splits.people("select"))
 
 
 def test_trained_encoder_becomes_an_int8_bundle(
@@ -131,7 +133,9 @@ def test_trained_encoder_becomes_an_int8_bundle(
     assert m["encoder"]["l2_normalize"] is True  # --distill embedding: unit embeddings
     assert m["training"]["loss"] == "distill"
     assert m["evaluation"]["pairs_file"] == "eval_pairs.json"
-    assert m["evaluation"]["pairs"] == 600  # its own held-out pairs, not pairs_dev's 3,000
+    own = len(json.loads((trained / "val_pairs.json").read_text())["pairs"])
+    assert m["evaluation"]["pairs"] == own  # its own held-out pairs, not pairs_dev's 3,000
+    assert m["identify"]["people"] >= 700  # calibrate people: none of them trained on
     meta = json.loads((trained / "train.json").read_text())
     assert (
         abs(m["evaluation"]["accuracy_mean"] - meta["validation"]["final"]["accuracy_mean"]) < 0.05
@@ -146,17 +150,18 @@ def test_trained_encoder_becomes_an_int8_bundle(
     # evaluate re-measures it on its own held-out pairs by default
     again = CliRunner().invoke(export_cli, ["evaluate", "--bundle", str(out)])
     assert again.exit_code == 0, again.output
-    assert "pairs: 600" in again.output
+    assert f"pairs: {own}" in again.output
     # and refuses pairs of people it was trained on
+    learnt = sorted((trained / "train_people.txt").read_text().split())
+    photos = [next((face_data / k).iterdir()) for k in learnt[:2]]
+    mine = tmp_path / "mine.json"
+    rows = [
+        [0, str(photos[0].relative_to(face_data)), str(photos[1].relative_to(face_data)), False]
+    ]
+    mine.write_text(json.dumps({"pairs": rows}))
     wrong = CliRunner().invoke(
         export_cli,
-        [
-            "evaluate",
-            "--bundle",
-            str(out),
-            "--pairs",
-            str(face_data / "lfw_protocol" / "pairs_dev.txt"),
-        ],
+        ["evaluate", "--bundle", str(out), "--pairs", str(mine), "--images", str(face_data)],
     )
     assert wrong.exit_code == 1 and "training set" in wrong.output
 
@@ -239,9 +244,11 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     out = tmp_path / "run"
     env = {**os.environ, "EDGE_FACE_DATA": str(face_data)}
     # one epoch of two steps at a low learning rate: what is measured is the refitted
-    # start (a full learning rate with no warm-up in two steps unsettles it)
+    # start (a full learning rate with no warm-up in two steps unsettles it). 110 people:
+    # the refit wants about a thousand faces (teacher_cut.REFIT_FACES_RESNET); since the
+    # splits, 64 train people are 616 photos, and the start measured 69% (771: 82%)
     extra = ["--keep", "0.5", "--inner-keep", "0.5", "--stem-kernel", "3", "--refit",
-             "--max-people", "64", "--epochs", "1", "--learning-rate", "1e-4",
+             "--max-people", "110", "--epochs", "1", "--learning-rate", "1e-4",
              "--loss", "both", "--teacher-in-loop", "--distill", "centred"]  # fmt: skip
     done = subprocess.run(
         _train_cmd(out, bundle_dir, face_data, *extra),
@@ -257,15 +264,19 @@ def test_cut_of_dlib_resnet(bundle_dir: Path, face_data: Path, tmp_path: Path) -
     assert student["inner_channels"] == [16] * 3 + [32] * 4 + [64] * 3 + [128] * 4
     for name, after in refit["relative_error_after"].items():
         assert after < refit["relative_error_before"][name], name
-    assert refit["relative_error_after"]["stem_conv"] < 0.2  # 3x3 taps for dlib's 7x7
+    # 3x3 taps for dlib's 7x7 (13-16 before the refit): on train people, mostly CFP's sharp
+    # crops since the splits, the least-squares fit leaves 0.27-0.28 (measured on 64 people:
+    # CFP's faces 0.28, LFW's 0.16; fitted on LFW's alone, 0.11 on them); under 0.2 when the
+    # quick run learnt from LFW people only
+    assert refit["relative_error_after"]["stem_conv"] < 0.3
     assert meta["macs"] <= DLIB_MACS / 4
     assert meta["input"]["size"] == 150 and "folded" in meta["input"]["normalisation"]
     assert meta["alignment"]["template"] == [list(p) for p in DLIB_CHIP.template]
     assert meta["l2_normalize"] is False and meta["metric"] == "euclidean on raw embeddings"
     space = student["space"]  # the teacher's raw length and its unit embeddings' spread
     assert 1.0 < space["norm"] < 2.0 and 0.2 < space["spread"] < 0.7
-    # well above chance (600 pairs: 50% +- 2%) before any real training: the refit
-    # starts it near its teacher (about 88% on 1,200 pairs when fitted on all people)
+    # well above chance (the select pairs: 50% +- 2.2%) before any real training: the
+    # refit starts it near its teacher
     assert meta["validation"]["final"]["accuracy_mean"] >= 0.75
 
     bundle_out = tmp_path / "bundle"

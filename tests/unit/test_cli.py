@@ -97,7 +97,7 @@ def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys; from edge.cli import main; from model_export.cli import main as m\n"
         "heavy = [m for m in ('cv2', 'numpy', 'tensorflow', 'ai_edge_litert', 'tflite_runtime',"
-        " 'paho', 'sqlite_utils') if m in sys.modules]\nprint(','.join(heavy))"
+        " 'paho', 'sqlite3') if m in sys.modules]\nprint(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from edge.config import Config, find_config_file, load_config, parse_config
+from edge.config import Config, env_overrides, find_config_file, load_config, parse_config
 from edge.config_check import check_config
 from edge.errors import ConfigError
 from edge.secrets import mqtt_password
@@ -186,3 +189,103 @@ def test_empty_systemd_credential_means_no_password(tmp_path: Path) -> None:
     (tmp_path / "mqtt_password").write_text("")
     cfg = parse_config("", env={})
     assert mqtt_password(cfg.mqtt, env={"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
+
+
+def test_device_id_defaults_to_the_hostname_made_topic_safe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "Pi.Front door_2")
+    assert parse_config("", env={}).mqtt.device_id == "Pi-Front-door_2"
+    assert parse_config('[mqtt]\ndevice_id = ""\n', env={}).mqtt.device_id == "Pi-Front-door_2"
+    env = {"EDGE_FACE_MQTT_DEVICE_ID": ""}
+    assert parse_config('[mqtt]\ndevice_id = "x"\n', env=env).mqtt.device_id == "Pi-Front-door_2"
+    monkeypatch.setattr("socket.gethostname", lambda: "")
+    assert parse_config("", env={}).mqtt.device_id == "edge-face"
+
+
+def test_only_section_and_key_variables_are_overrides() -> None:
+    env = {
+        "EDGE_FACE_MQTT": "no key",
+        "EDGE_FACE_MQTT_": "no key either",
+        "EDGE_FACE_CACHE_DIR": "no such section",
+        "EDGE_FACE_DATA": "/faces",
+        "HOME": "/root",
+        "EDGE_FACE_MQTT_PORT": "1884",
+        "EDGE_FACE_Logging_Level": "DEBUG",
+    }
+    assert env_overrides(env) == (
+        {"mqtt": {"port": "1884"}, "logging": {"level": "DEBUG"}},
+        {("mqtt", "port"): "EDGE_FACE_MQTT_PORT", ("logging", "level"): "EDGE_FACE_Logging_Level"},
+    )
+    cfg = parse_config("", env=env)
+    assert (cfg.mqtt.port, cfg.logging.level) == (1884, "DEBUG")
+
+
+def test_an_empty_variable_for_a_key_the_file_leaves_out_changes_nothing() -> None:
+    cfg = parse_config("[mqtt]\nport = 1884\n", env={"EDGE_FACE_RECOGNITION_TAU": ""})
+    assert cfg == parse_config("[mqtt]\nport = 1884\n", env={})
+
+
+def test_an_unknown_section_names_the_file() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[mqt]\nport = 1\n", filename="/etc/edge-face/config.toml", env={})
+    assert info.value.problems[0].startswith(
+        "/etc/edge-face/config.toml: [mqt]: unknown section (did you mean [mqtt]?)"
+    )
+
+
+def test_configuration_directory_comes_before_etc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd's ConfigurationDirectory= (a ':'-separated list: the first one counts),
+    then /etc/edge-face/config.toml; None when neither has a file."""
+    etc = tmp_path / "etc" / "config.toml"
+    monkeypatch.setattr("edge.config.DEFAULT_PATHS", (etc,))
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (etc.parent, first, second):
+        folder.mkdir()
+        (folder / "config.toml").write_text("")
+    env = {"CONFIGURATION_DIRECTORY": f"{first}:{second}"}
+    assert find_config_file(None, env) == first / "config.toml"
+    (first / "config.toml").unlink()
+    assert find_config_file(None, env) == etc
+    etc.unlink()
+    assert find_config_file(None, env) is None
+    assert find_config_file(None, {}) is None
+
+
+def test_no_file_at_all_means_the_defaults_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.config.DEFAULT_PATHS", (tmp_path / "missing.toml",))
+    assert load_config() == parse_config("", env={})
+    assert load_config().source is None
+    cfg = load_config(env={"EDGE_FACE_MQTT_PORT": "1884"})
+    assert cfg.mqtt.port == 1884 and cfg.source is None
+
+
+def test_a_file_that_is_not_utf8_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[camera]\nname = "caf\xe9"\n')  # Latin-1
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    [line] = info.value.problems
+    assert line.startswith(f"{path}: cannot read: 'utf-8' codec can't decode byte 0xe9")
+
+
+def test_the_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path, repo_root: Path) -> None:
+    """A service may run under the C locale (ASCII when Python's UTF-8 coercion is off)."""
+    path = tmp_path / "config.toml"
+    path.write_text('[camera]\nname = "Café"\n', encoding="utf-8")
+    # here too: mutmut runs for a mutant only the tests that call its function in-process
+    assert load_config(path, env={}).camera.name == "Café"
+    code = (
+        "import sys; from pathlib import Path; from edge.config import load_config; "
+        "print(ascii(load_config(Path(sys.argv[1]), env={}).camera.name))"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    env["PYTHONPATH"] = str(repo_root)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True
+    )
+    assert (out.returncode, out.stdout) == (0, "'Caf\\xe9'\n"), out.stderr

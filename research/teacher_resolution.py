@@ -7,8 +7,8 @@ model embeds it; k-fold accuracy and TAR at FAR 1e-3 on the pairs. If the teache
 its accuracy at 56 px, a student whose maps are all at half resolution (a stride-2 stem)
 starts with a quarter of the multiply-adds before any channel is cut (issue 6).
 
-    .venv/bin/python bench/teacher_resolution.py [--sizes 112,56,40,32]
-        [--out bench/results/teacher_resolution.json]
+    .venv/bin/python -m research.teacher_resolution [--sizes 112,56,40,32]
+        [--out research/results/teacher_resolution.json]
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import report
+
+from bench import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ class Shrunk:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="112,56,40,32")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/teacher_resolution.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "research/results/teacher_resolution.json")
     args = ap.parse_args()
 
     from model_export.data import data_root as default_data_root

@@ -18,7 +18,7 @@ k-fold accuracy (tau chosen on the other fold), errors in 1,200 pairs, TAR at FA
 one pass and mirror averaging (the two embeddings of a face and its mirror image
 averaged before anything else, as the device does).
 
-    .venv/bin/python bench/target_space.py [--out bench/results/target_space.json]
+    .venv/bin/python -m research.target_space [--out research/results/target_space.json]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import report
+
+from bench import report
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = 1000  # training faces for the mean, as live_teacher.live_teacher takes them
@@ -40,7 +41,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/target_space.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "research/results/target_space.json")
     args = ap.parse_args()
 
     from model_export.data import data_root as default_data_root

@@ -15,8 +15,8 @@ every row is scored on the same people. Then every encoder is timed in one loop:
 - per face = passes x per pass (mirror averaging runs the encoder twice);
 - the ratios to dlib's encoder taken per round, then the median.
 
-    .venv/bin/python bench/train_table.py RUN_DIR [RUN_DIR ...] [--rounds 7] [--calls 20]
-        [--out bench/results/training.json] [--doc docs/TRAINING.md]
+    .venv/bin/python -m research.train_table RUN_DIR [RUN_DIR ...] [--rounds 7] [--calls 20]
+        [--out research/results/training.json] [--doc research/NOTEBOOK.md]
 
 Prints the table, writes the JSON and replaces the generated section of the doc (between
 `<!-- train_table: begin -->` and `<!-- train_table: end -->`; appended when absent).
@@ -40,14 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import report
 from numpy.typing import NDArray
+
+from bench import report
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLES = REPO / "build" / "bundles"
 CACHE = REPO / "build" / "bench-cache"
-RESULT = REPO / "bench" / "results" / "training.json"
-DOC = REPO / "docs" / "TRAINING.md"
+RESULT = REPO / "research" / "results" / "training.json"
+DOC = REPO / "research" / "NOTEBOOK.md"
 # dlib's encoder in full int8 (built here when build/bundle, which `make bundle` makes,
 # shipped another quantization: on a CPU whose int8 kernels are slow the build picks
 # float16 or dynamic range, and the issue compares int8 latencies); SFace as built
@@ -498,7 +499,9 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "training",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join([os.path.relpath(sys.executable, REPO), *sys.argv]),
+        "command": shlex.join(
+            [os.path.relpath(sys.executable, REPO), "-m", "research.train_table", *sys.argv[1:]]
+        ),
         "out": shown(out),
         "machine": report.machine() | {"loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "versions": report.edge_versions(),

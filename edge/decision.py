@@ -1,0 +1,278 @@
+"""The decision, in one place: is this face someone, and who? Pure functions and frozen
+values (numpy only); every caller (the daemon, ``identify``, ``verify``, enrollment,
+the benchmarks and the export stage's tables) decides through this module.
+
+- **Distance** (:func:`distance`): the bundle's metric, Euclidean or cosine.
+- **Verify** (one-to-one, :meth:`Policy.same`): same person iff ``d <= tau``, with the
+  bundle's ``tau.verify`` unless ``[recognition] tau`` sets it.
+- **Identify** (one against a gallery, :meth:`Policy.rule`): a stranger compared with N
+  enrolled faces has N chances of a false match, so a threshold that is safe for one
+  comparison names strangers far too often (dlib's 0.6 named 81% of strangers against 200
+  enrolled people, see docs/RECOGNITION.md). The default rule has two parts, both measured
+  by the bundle at build time on simulated galleries (``model_export.impostors``; the
+  manifest's ``identify`` table, :class:`OpenSetTable`): a margin (the nearest person must
+  beat the second-nearest by it) and a tau that keeps the share of strangers given a name
+  at ``strangers_accepted`` (1%) for a gallery of this size. A bigger gallery gets a
+  stricter tau, automatically. ``[recognition] tau`` and ``margin`` override them.
+- **Cohort normalization** (:class:`Cohort`): a bundle that ships a cohort (faces of its
+  calibrate people, nobody a user enrolls) has its open-set table in scores, not
+  distances: a probe's distance to each enrolled person divided by the mean of its ``k``
+  smallest distances to the cohort. Where everyone looks alike to the encoder (a camera's
+  light and angle, a collection of tight crops) the cohort comes near too, the scores
+  grow, and one threshold keeps naming the same share of strangers across domains
+  (research/openset_rules.py). ``[recognition] tau`` is a plain distance and turns it off.
+- **Quality gates** (:class:`FaceQuality`): a face under ``min_face`` pixels is not
+  looked at (the daemon's ``[camera] min_face``); a face too blurry to trust
+  (``[recognition] min_sharpness``) is never named; enrollment has its own, stricter
+  gates (:func:`enrollment_problem`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.types import BBox, GalleryMatrix, Match
+
+#: the default target: at most 1% of strangers are given a name
+DEFAULT_STRANGERS = 0.01
+#: enrollment: the detector box's shorter side, in the photo's pixels
+ENROLL_MIN_FACE_PX = 50
+#: enrollment: the aligned face's sharpness (variance of the Laplacian, edge.quality)
+ENROLL_MIN_SHARPNESS = 10.0
+
+Metric = Literal["euclidean", "cosine"]
+
+
+def distance(a: NDArray[np.floating], b: NDArray[np.floating], metric: str) -> NDArray[np.floating]:
+    """Distances between rows of ``a`` and rows of ``b`` by the bundle's metric.
+
+    ``euclidean``: ||a - b||. ``cosine``: 1 - cos(a, b) (vectors need not be unit length).
+    """
+    a2, b2 = np.atleast_2d(a).astype(np.float32), np.atleast_2d(b).astype(np.float32)
+    if metric == "cosine":
+        an = a2 / np.maximum(np.linalg.norm(a2, axis=1, keepdims=True), 1e-12)
+        bn = b2 / np.maximum(np.linalg.norm(b2, axis=1, keepdims=True), 1e-12)
+        return 1.0 - an @ bn.T
+    sq = (a2**2).sum(1)[:, None] + (b2**2).sum(1)[None, :] - 2 * a2 @ b2.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    person: str
+    distance: float
+
+
+def rank(gallery: GalleryMatrix, vector: NDArray[np.float32], metric: str) -> list[Candidate]:
+    """Every enrolled person with their distance (smallest over their embeddings), nearest first."""
+    if not gallery.names:
+        return []
+    d = distance(vector, gallery.vectors, metric)[0]
+    best = np.full(len(gallery.names), np.inf)
+    np.minimum.at(best, gallery.owner, d)
+    order = np.argsort(best, kind="stable")
+    return [Candidate(gallery.names[i], float(best[i])) for i in order]
+
+
+def cohort_scale(to_cohort: NDArray[np.floating], k: int) -> NDArray[np.float64]:
+    """Per row of distances to the cohort, the divisor of its scores: the mean of its
+    ``k`` smallest (never below 1e-6). The build fits the open-set table with it and the
+    device scores with it, so both compute exactly this."""
+    d = np.atleast_2d(np.asarray(to_cohort, np.float64))
+    near = np.partition(d, k - 1, axis=1)[:, :k]
+    return np.maximum(near.mean(axis=1), 1e-6)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Cohort:
+    """The bundle's background faces (``vectors``, one row each) and how many of the
+    nearest judge a probe (``k``). Checked on load: a bundle error, not a crash later."""
+
+    vectors: NDArray[np.float32]
+    k: int
+
+    def __post_init__(self) -> None:
+        v = self.vectors
+        if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+            raise ValueError(f"cohort: expected a matrix of faces, got shape {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("cohort: not every value is a finite number")
+        if not 1 <= self.k <= v.shape[0]:
+            raise ValueError(f"cohort: k must be in [1, {v.shape[0]}] (its faces), got {self.k}")
+
+    def scale(self, vector: NDArray[np.floating], metric: str) -> float:
+        """The probe's divisor: the mean of its ``k`` smallest distances to the cohort."""
+        return float(cohort_scale(distance(vector, self.vectors, metric), self.k)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """known iff the nearest person is within ``tau`` and, when ``margin`` > 0, nearer
+    than the second-nearest by at least ``margin``."""
+
+    tau: float
+    margin: float = 0.0
+
+    def decide(self, ranked: list[Candidate]) -> Match:
+        if not ranked:
+            return Match(None, math.inf, self.tau, False)
+        best = ranked[0]
+        clear = len(ranked) < 2 or ranked[1].distance - best.distance >= self.margin
+        known = best.distance <= self.tau and clear
+        return Match(best.person if known else None, best.distance, self.tau, known)
+
+
+def _increasing(name: str, values: tuple[float, ...], low: float, high: float) -> None:
+    if not values:
+        raise ValueError(f"{name}: expected at least one value")
+    if any(not (low < v < high) for v in values):
+        raise ValueError(f"{name}: every value must be in ({low:g}, {high:g}), got {list(values)}")
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError(f"{name}: must be strictly increasing, got {list(values)}")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetTable:
+    """The bundle's open-set table (manifest ``identify``): for galleries of ``sizes``
+    embeddings and target shares ``rates`` of strangers named, the tau that gives that
+    share (``tau[size][rate]``), measured with ``margin``. Checked on load: a malformed
+    table is a bundle error, not a KeyError at the first face."""
+
+    margin: float
+    sizes: tuple[float, ...]
+    rates: tuple[float, ...]
+    tau: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.margin < math.inf):
+            raise ValueError(f"margin: expected a number >= 0, got {self.margin}")
+        _increasing("sizes", self.sizes, 0.5, math.inf)
+        _increasing("rates", self.rates, 0.0, 1.0)
+        shape = (len(self.sizes), len(self.rates))
+        if len(self.tau) != shape[0] or any(len(row) != shape[1] for row in self.tau):
+            raise ValueError(f"tau: expected {shape[0]} rows of {shape[1]} values (sizes x rates)")
+        if any(not (0 < t < math.inf) for row in self.tau for t in row):
+            raise ValueError("tau: every value must be a positive number")
+
+    @staticmethod
+    def from_json(table: Mapping[str, Any]) -> OpenSetTable:
+        """The table from the manifest's JSON (other keys, the figures, are ignored)."""
+        return OpenSetTable(
+            float(table["margin"]),
+            tuple(float(v) for v in table["sizes"]),
+            tuple(float(v) for v in table["rates"]),
+            tuple(tuple(float(v) for v in row) for row in table["tau"]),
+        )
+
+    def tau_for(self, comparisons: int, strangers_accepted: float) -> float:
+        """tau for a gallery of ``comparisons`` embeddings at a target share of strangers
+        accepted, interpolated (in logs) in the table; clamped to it."""
+        sizes = np.log10(self.sizes)
+        taus = np.asarray(self.tau)  # [size][rate]
+        n = math.log10(max(1, comparisons))
+        by_rate = [float(np.interp(n, sizes, taus[:, j])) for j in range(taus.shape[1])]
+        return float(np.interp(math.log10(strangers_accepted), np.log10(self.rates), by_rate))
+
+
+@dataclass(frozen=True, slots=True)
+class FaceQuality:
+    """What the gates look at: the detector box's shorter side (pixels of the image it
+    was found in) and the aligned face's sharpness (``edge.quality.sharpness``)."""
+
+    size_px: float
+    sharpness: float
+
+
+def enrollment_problem(
+    q: FaceQuality,
+    min_face: float = ENROLL_MIN_FACE_PX,
+    min_sharpness: float = ENROLL_MIN_SHARPNESS,
+) -> str | None:
+    """Why this face should not be enrolled, or None when it is fine."""
+    if q.size_px < min_face:
+        return f"face too small: {q.size_px:.0f} px, at least {min_face:g} px needed (use a closer or larger photo)"
+    if q.sharpness < min_sharpness:
+        return f"face too blurry: sharpness {q.sharpness:.1f}, at least {min_sharpness:g} needed (use a sharper photo)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The whole rule as configured: the bundle's thresholds and open-set table, the
+    config's overrides (``tau``, ``margin``, ``strangers_accepted``) and gates."""
+
+    metric: Metric
+    verify_tau: float  # the bundle's tau.verify
+    identify_tau: float  # the bundle's tau.identify: used when it has no open-set table
+    open_set: OpenSetTable | None = None
+    strangers_accepted: float = DEFAULT_STRANGERS
+    tau: float | None = None  # [recognition] tau: overrides every tau
+    margin: float | None = None  # [recognition] margin: overrides the table's
+    min_sharpness: float = 0.0  # a blurrier face is never named
+    min_face: float = 0.0  # a smaller face is not looked at
+    cohort: Cohort | None = None  # the bundle's: the open-set table is in cohort scores
+
+    @property
+    def scored(self) -> bool:
+        """Does identification compare cohort scores (the bundle's table, no ``tau``
+        override), not distances?"""
+        return self.cohort is not None and self.open_set is not None and self.tau is None
+
+    def scores(self, vector: NDArray[np.floating], ranked: list[Candidate]) -> list[Candidate]:
+        """``ranked`` (``vector``'s distances) as the rule compares them: divided by the
+        probe's cohort scale when :attr:`scored`, else unchanged."""
+        if not ranked or not self.scored:
+            return ranked
+        assert self.cohort is not None
+        s = self.cohort.scale(vector, self.metric)
+        return [Candidate(c.person, c.distance / s) for c in ranked]
+
+    def verify_threshold(self) -> float:
+        return self.verify_tau if self.tau is None else self.tau
+
+    def same(self, d: float) -> bool:
+        """One-to-one: the same person iff the distance is within the threshold."""
+        return d <= self.verify_threshold()
+
+    def rule(self, comparisons: int) -> Rule:
+        """The identification rule for a gallery of ``comparisons`` embeddings."""
+        table = self.open_set
+        if table is None:
+            tau = self.identify_tau if self.tau is None else self.tau
+            return Rule(tau, self.margin or 0.0)
+        margin = table.margin if self.margin is None else self.margin
+        tau = table.tau_for(comparisons, self.strangers_accepted) if self.tau is None else self.tau
+        return Rule(tau, margin)
+
+    def looked_at(self, box: BBox) -> bool:
+        """Is a face (its detector box) big enough to be recognised at all?"""
+        return box.short_side >= self.min_face
+
+    def gate(self, match: Match, q: FaceQuality) -> Match:
+        """A name is kept only for a face sharp enough to trust."""
+        if match.known and q.sharpness < self.min_sharpness:
+            return Match(None, match.distance, match.tau, False)
+        return match
+
+    def for_gallery(self, gallery: GalleryMatrix) -> Decider:
+        return Decider(self, gallery, self.rule(len(gallery.vectors)))
+
+
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """A gallery snapshot with the rule for its size: the verdict for one face."""
+
+    policy: Policy
+    gallery: GalleryMatrix
+    rule: Rule
+
+    def decide(self, vector: NDArray[np.float32], q: FaceQuality) -> Match:
+        ranked = self.policy.scores(vector, rank(self.gallery, vector, self.policy.metric))
+        return self.policy.gate(self.rule.decide(ranked), q)

@@ -1,0 +1,366 @@
+"""The decision rule (edge.decision): every threshold at its boundary, so that a `<=`
+turned into `<` or a gate left out fails a test that states the behaviour."""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+
+import numpy as np
+import pytest
+
+from edge.decision import (
+    DEFAULT_STRANGERS,
+    ENROLL_MIN_FACE_PX,
+    ENROLL_MIN_SHARPNESS,
+    Candidate,
+    Cohort,
+    FaceQuality,
+    OpenSetTable,
+    Policy,
+    Rule,
+    cohort_scale,
+    distance,
+    enrollment_problem,
+    rank,
+)
+from edge.gallery import Gallery, Sample
+from edge.types import BBox, GalleryMatrix, Match
+
+TABLE = {"margin": 0.05, "sizes": [1, 10, 100], "rates": [0.001, 0.01, 0.1],
+         "tau": [[0.5, 0.6, 0.7], [0.45, 0.55, 0.65], [0.4, 0.5, 0.6]]}  # fmt: skip
+SHARP = FaceQuality(size_px=100, sharpness=50.0)
+
+
+def matrix(**people: list[list[float]]) -> GalleryMatrix:
+    names = list(people)
+    owner = [i for i, n in enumerate(names) for _ in people[n]]
+    vectors = [v for n in names for v in people[n]]
+    return GalleryMatrix(names, np.asarray(owner, np.intp), np.asarray(vectors, np.float32), "e")
+
+
+def policy(**kw: object) -> Policy:
+    base: dict[str, object] = {"metric": "euclidean", "verify_tau": 0.6, "identify_tau": 0.5}
+    return Policy(**{**base, **kw})  # type: ignore[arg-type]
+
+
+# --- distance and rank -------------------------------------------------------------
+
+
+def test_distances_by_metric() -> None:
+    a = np.array([[3.0, 4.0]], np.float32)
+    b = np.array([[0.0, 0.0], [6.0, 8.0], [-3.0, -4.0]], np.float32)
+    assert distance(a, b, "euclidean")[0].tolist() == pytest.approx([5.0, 5.0, 10.0])
+    assert distance(a, b[1:], "cosine")[0].tolist() == pytest.approx([0.0, 2.0], abs=1e-6)
+    # cosine of orthogonal vectors of any length; a zero vector does not divide by zero
+    assert distance([[0.0, 2.0]], [[5.0, 0.0]], "cosine")[0, 0] == pytest.approx(1.0)
+    assert np.isfinite(distance([[0.0, 0.0]], [[1.0, 0.0]], "cosine")).all()
+    # identical vectors: exactly 0 (rounding never gives the square root a negative)
+    v = np.array([[0.1, 0.7, 0.3]], np.float32)
+    assert distance(v, v, "euclidean")[0, 0] == 0.0
+
+
+def test_distances_are_float32_row_by_row_for_any_length() -> None:
+    a = np.array([[0.3, 0.4], [0.0, 0.2], [6.0, 0.0]], np.float64)  # lengths 0.5, 0.2, 6
+    b = np.array([[0.0, 0.1], [0.5, 0.0]], np.float64)
+    for metric in ("euclidean", "cosine"):
+        assert distance(a, b, metric).dtype == np.float32
+    assert distance(a, b, "cosine") == pytest.approx(
+        np.array([[0.2, 0.4], [0.0, 1.0], [1.0, 0.0]]), abs=1e-6
+    )
+    assert distance(b, a, "cosine") == pytest.approx(
+        np.array([[0.2, 0.0, 1.0], [0.4, 1.0, 0.0]]), abs=1e-6
+    )
+
+
+def test_rank_takes_each_persons_nearest_embedding() -> None:
+    gallery = Gallery(sqlite3.connect(":memory:", isolation_level=None))
+    for name, vectors in (("Alice", [[0, 0], [10, 0]]), ("Bob", [[3, 0]])):
+        gallery.add(
+            name, [Sample(np.array(v, np.float32), "enc-1", "a.jpg", 50.0) for v in vectors]
+        )
+    ranked = rank(gallery.matrix(), np.array([9, 0], np.float32), "euclidean")
+    assert ranked == [Candidate("Alice", 1.0), Candidate("Bob", 6.0)]
+    assert rank(GalleryMatrix.empty(), np.array([9, 0], np.float32), "euclidean") == []
+
+
+def test_equally_near_people_rank_in_gallery_order() -> None:
+    """Ties are broken the same way every time: by the gallery's (name) order."""
+    people = {f"P{i:02d}": [[1.0 if i % 3 else 0.5, 0.0]] for i in range(40)}
+    ranked = rank(matrix(**people), np.array([0.0, 0.0], np.float32), "euclidean")
+    halves = [c.person for c in ranked if c.distance == 0.5]
+    ones = [c.person for c in ranked if c.distance == 1.0]
+    assert [c.person for c in ranked] == halves + ones
+    assert halves == sorted(halves) and ones == sorted(ones) and len(ones) == 26
+
+
+def test_rank_uses_the_metric_it_is_given() -> None:
+    m = matrix(Near=[[1.0, 0.0]], Far=[[10.0, 1.0]])
+    probe = np.array([10.0, 0.0], np.float32)
+    assert [c.person for c in rank(m, probe, "euclidean")] == ["Far", "Near"]
+    assert [c.person for c in rank(m, probe, "cosine")] == ["Near", "Far"]
+
+
+# --- the rule ------------------------------------------------------------------------
+
+
+def test_rule_tau_and_margin() -> None:
+    ranked = [Candidate("A", 0.30), Candidate("B", 0.35)]
+    assert Rule(0.4).decide(ranked).person == "A"
+    assert Rule(0.25).decide(ranked).known is False
+    unsure = Rule(0.4, margin=0.1).decide(ranked)
+    assert unsure.known is False and unsure.person is None and unsure.distance == 0.30
+    assert Rule(0.4).decide([]).distance == math.inf
+
+
+def test_a_distance_equal_to_tau_is_known() -> None:
+    """same person iff d <= tau: the boundary belongs to the known side."""
+    match = Rule(0.5).decide([Candidate("A", 0.5)])
+    assert match == Match("A", 0.5, 0.5, True)
+    assert Rule(0.5).decide([Candidate("A", 0.5000001)]).known is False
+
+
+def test_a_lead_equal_to_the_margin_is_clear() -> None:
+    """the nearest must beat the second by at least the margin: equal is enough."""
+    ranked = [Candidate("A", 0.25), Candidate("B", 0.5)]  # exact in binary: lead 0.25
+    assert Rule(0.4, margin=0.25).decide(ranked).person == "A"
+    assert Rule(0.4, margin=0.2500001).decide(ranked).known is False
+
+
+def test_one_person_needs_no_margin_and_an_empty_gallery_names_no_one() -> None:
+    assert Rule(0.4, margin=1.0).decide([Candidate("A", 0.3)]).person == "A"
+    empty = Rule(0.4, margin=0.1).decide([])
+    assert empty == Match(None, math.inf, 0.4, False)
+
+
+def test_a_decision_carries_the_rules_tau() -> None:
+    assert Rule(0.45).decide([Candidate("A", 0.9)]) == Match(None, 0.9, 0.45, False)
+
+
+# --- the open-set table --------------------------------------------------------------
+
+
+def test_identify_tau_tightens_as_the_gallery_grows() -> None:
+    table = OpenSetTable.from_json(TABLE)
+    assert table.tau_for(10, 0.01) == pytest.approx(0.55)
+    assert table.tau_for(31, 0.01) == pytest.approx(0.525, abs=1e-3)  # log-interpolated
+    assert table.tau_for(10**4, 10**-4) == pytest.approx(0.4)  # clamped to the table
+    assert table.tau_for(0, 0.01) == pytest.approx(0.6)  # an empty gallery counts as one
+    assert table.tau_for(10, 0.0316) == pytest.approx(0.6, abs=1e-3)  # rates in logs too
+    p = policy(open_set=table)
+    small, large = p.rule(1), p.rule(100)
+    assert small == Rule(pytest.approx(0.6), 0.05) and large.tau < small.tau
+    assert policy(open_set=table, margin=0.0, tau=0.33).rule(100) == Rule(0.33, 0.0)
+    assert policy(open_set=None, identify_tau=0.9).rule(100) == Rule(0.9, 0.0)
+
+
+def test_the_table_reads_its_four_keys_and_ignores_the_figures() -> None:
+    table = OpenSetTable.from_json({**TABLE, "correct_at_1pct": {"0.0": [1.0]}, "reps": 8})
+    assert table.margin == 0.05 and table.sizes == (1.0, 10.0, 100.0)
+    assert table.rates == (0.001, 0.01, 0.1) and table.tau[2] == (0.4, 0.5, 0.6)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"margin": -0.1}, "margin"),
+        ({"margin": math.inf}, "margin"),
+        ({"sizes": []}, "sizes: expected at least one"),
+        ({"sizes": [1, 100, 10]}, "sizes: must be strictly increasing"),
+        ({"sizes": [1, 10, 10]}, "sizes: must be strictly increasing"),
+        ({"sizes": [0, 10, 100]}, "sizes: every value"),
+        ({"rates": [0.001, 0.01, 1.0]}, "rates: every value"),
+        ({"rates": [0.0, 0.01, 0.1]}, "rates: every value"),
+        ({"tau": [[0.5, 0.6, 0.7], [0.45, 0.55, 0.65]]}, "tau: expected 3 rows of 3"),
+        ({"rates": [0.01, 0.1], "tau": [[0.5, 0.6, 0.7]] * 3}, "tau: expected 3 rows of 2 "),
+        ({"tau": [[0.5, 0.6], [0.45, 0.55], [0.4, 0.5]]}, "tau: expected 3 rows of 3"),
+        ({"tau": [[0.5, 0.6, 0.7], [0.45, 0.0, 0.65], [0.4, 0.5, 0.6]]}, "tau: every value"),
+        ({"tau": [[0.5, 0.6, 0.7], [0.45, math.nan, 0.65], [0.4, 0.5, 0.6]]}, "tau: every"),
+        ({"tau": [[0.5, 0.6, 0.7], [0.45, math.inf, 0.65], [0.4, 0.5, 0.6]]}, "tau: every"),
+    ],
+)
+def test_a_malformed_table_is_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        OpenSetTable.from_json({**TABLE, **change})
+
+
+def test_a_table_of_one_size_and_one_rate_is_enough() -> None:
+    table = OpenSetTable(0.0, (100.0,), (0.01,), ((0.42,),))
+    assert table.tau_for(3, 0.5) == pytest.approx(0.42)
+    OpenSetTable(0.0, (1.0,), (0.01,), ((0.42,),))  # a gallery of one is a valid size
+
+
+# --- the policy: verify, identify, overrides, gates ------------------------------------
+
+
+def test_verify_uses_the_bundles_tau_unless_the_config_sets_one() -> None:
+    p = policy(verify_tau=0.6)
+    assert p.verify_threshold() == 0.6 and p.same(0.6) and not p.same(0.6000001)
+    overridden = policy(verify_tau=0.6, tau=0.3)
+    assert overridden.verify_threshold() == 0.3
+    assert overridden.same(0.3) and not overridden.same(0.45)
+
+
+def test_the_configs_tau_overrides_the_table_and_the_fallback() -> None:
+    """[recognition] tau is the identify threshold too, whatever the gallery's size."""
+    assert policy(open_set=OpenSetTable.from_json(TABLE), tau=0.2).rule(1).tau == 0.2
+    assert policy(identify_tau=0.5, tau=0.2).rule(1).tau == 0.2
+    assert policy(identify_tau=0.5, margin=0.07).rule(5) == Rule(0.5, 0.07)
+
+
+def test_the_configs_margin_overrides_the_tables_even_at_zero() -> None:
+    table = OpenSetTable.from_json(TABLE)
+    assert policy(open_set=table).rule(10).margin == 0.05
+    assert policy(open_set=table, margin=0.0).rule(10).margin == 0.0
+    assert policy(open_set=table, margin=0.2).rule(10).margin == 0.2
+
+
+def test_the_target_share_of_strangers_moves_tau() -> None:
+    table = OpenSetTable.from_json(TABLE)
+    assert DEFAULT_STRANGERS == 0.01
+    assert policy(open_set=table).rule(10).tau == pytest.approx(0.55)
+    assert policy(open_set=table, strangers_accepted=0.1).rule(10).tau == pytest.approx(0.65)
+
+
+def test_a_face_too_small_is_not_looked_at() -> None:
+    p = policy(min_face=40)
+    assert p.looked_at(BBox(0, 0, 40, 50))  # the shorter side is exactly min_face
+    assert not p.looked_at(BBox(0, 0, 39.9, 80))
+    assert not p.looked_at(BBox(0, 0, 80, 39.9))
+    assert policy().looked_at(BBox(0, 0, 1, 1))  # no gate by default
+
+
+def test_a_face_too_blurry_is_never_named() -> None:
+    p = policy(min_sharpness=10.0)
+    named = Match("A", 0.3, 0.5, True)
+    assert p.gate(named, FaceQuality(100, 10.0)) == named  # exactly the gate: kept
+    assert p.gate(named, FaceQuality(100, 9.99)) == Match(None, 0.3, 0.5, False)
+    unknown = Match(None, 0.9, 0.5, False)
+    assert p.gate(unknown, FaceQuality(100, 0.0)) is unknown
+
+
+def test_the_decider_ranks_applies_the_rule_and_the_gate() -> None:
+    m = matrix(Alice=[[0.0, 0.0]], Bob=[[1.0, 0.0]])
+    decider = policy(identify_tau=0.5, min_sharpness=10.0).for_gallery(m)
+    assert decider.rule == Rule(0.5, 0.0) and decider.gallery is m
+    probe = np.array([0.2, 0.0], np.float32)
+    assert decider.decide(probe, SHARP).person == "Alice"
+    assert decider.decide(probe, FaceQuality(100, 1.0)).known is False
+    assert decider.decide(np.array([0.5, 3.0], np.float32), SHARP).known is False
+
+
+def test_the_decider_ranks_by_the_policys_metric() -> None:
+    m = matrix(Near=[[1.0, 0.0]], Far=[[10.0, 1.0]])
+    probe = np.array([10.0, 0.0], np.float32)
+    cosine = Policy("cosine", verify_tau=0.6, identify_tau=0.5).for_gallery(m)
+    assert cosine.decide(probe, SHARP) == Match("Near", 0.0, 0.5, True)
+    euclid = Policy("euclidean", verify_tau=0.6, identify_tau=1.5).for_gallery(m)
+    assert euclid.decide(probe, SHARP) == Match("Far", 1.0, 1.5, True)
+
+
+def test_the_deciders_tau_follows_its_gallerys_size() -> None:
+    table = OpenSetTable.from_json(TABLE)
+    one = matrix(A=[[0.0, 0.0]])
+    hundred = matrix(A=[[float(i), 0.0] for i in range(100)])
+    assert policy(open_set=table).for_gallery(one).rule.tau == pytest.approx(0.6)
+    assert policy(open_set=table).for_gallery(hundred).rule.tau == pytest.approx(0.5)
+
+
+# --- enrollment gates ------------------------------------------------------------------
+
+
+def test_enrollment_gates_at_their_boundaries() -> None:
+    assert (ENROLL_MIN_FACE_PX, ENROLL_MIN_SHARPNESS) == (50, 10.0)
+    assert enrollment_problem(FaceQuality(50, 10.0)) is None
+    small = enrollment_problem(FaceQuality(49.6, 500.0))
+    assert small == ("face too small: 50 px, at least 50 px needed (use a closer or larger photo)")
+    blurry = enrollment_problem(FaceQuality(200, 9.96))
+    assert blurry == ("face too blurry: sharpness 10.0, at least 10 needed (use a sharper photo)")
+    assert enrollment_problem(FaceQuality(30, 30.0), min_face=20) is None
+    assert enrollment_problem(FaceQuality(60, 5.0), min_sharpness=4.0) is None
+
+
+# --- cohort normalization ----------------------------------------------------------
+
+
+def test_cohort_scale_is_the_mean_of_the_k_nearest() -> None:
+    d = np.array([[4.0, 1.0, 3.0, 2.0], [0.0, 0.0, 0.0, 5.0]])
+    assert cohort_scale(d, 1).tolist() == [1.0, 1e-6]  # never 0: a divisor
+    assert cohort_scale(d, 2).tolist() == pytest.approx([1.5, 1e-6])
+    assert cohort_scale(d, 3).tolist() == pytest.approx([2.0, 1e-6])
+    assert cohort_scale(d, 4).tolist() == pytest.approx([2.5, 1.25])
+    assert cohort_scale(d[0], 2).tolist() == pytest.approx([1.5])  # one probe
+
+
+def test_cohort_scale_of_a_probe() -> None:
+    # cohort faces at distances 1, 2, 3 and 10 from the probe at the origin
+    c = Cohort(np.array([[1, 0], [0, 2], [-3, 0], [0, -10]], np.float32), k=3)
+    assert c.scale(np.array([0.0, 0.0]), "euclidean") == pytest.approx(2.0)
+    assert Cohort(c.vectors, k=1).scale(np.array([0.0, 0.0]), "euclidean") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "k", "message"),
+    [
+        (np.zeros((3,), np.float32), 1, "matrix"),
+        (np.zeros((0, 2), np.float32), 1, "matrix"),
+        (np.array([[1.0, np.nan]], np.float32), 1, "finite"),
+        (np.zeros((3, 2), np.float32), 0, "k must be in"),
+        (np.zeros((3, 2), np.float32), 4, "k must be in"),
+    ],
+)
+def test_cohort_is_checked(vectors: np.ndarray, k: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Cohort(vectors, k)
+    Cohort(np.zeros((3, 2), np.float32), 3)  # k = every face is fine
+    Cohort(np.zeros((1, 1), np.float32), 1)  # one face of one value is a cohort
+
+
+def test_a_cohort_turns_distances_into_scores() -> None:
+    """The same distance names a face in one domain and not in another: what counts is
+    how near the cohort comes to the probe."""
+    table = OpenSetTable.from_json({**TABLE, "margin": 0.0})  # tau 0.5 at 100 and 1%
+    cohort = Cohort(np.array([[0.0, 1.0], [0.0, -1.0], [0.0, 3.0]], np.float32), k=2)
+    scored = policy(open_set=table, cohort=cohort)
+    assert scored.scored
+    g = matrix(alice=[[0.4, 0.0]])
+    decider = scored.for_gallery(g)
+    # probe at the origin: cohort faces at 1 and 1 -> scale 1; distance 0.4 -> score 0.4
+    ranked = rank(g, np.array([0.0, 0.0], np.float32), "euclidean")
+    assert scored.scores(np.array([0.0, 0.0]), ranked)[0].distance == pytest.approx(0.4)
+    # probe at (0, 0.5): cohort at 0.5 and 1.5 -> scale 1.0; its distance 0.64 -> 0.64
+    far = np.array([0.0, 0.5], np.float32)
+    assert scored.scores(far, rank(g, far, "euclidean"))[0].distance == pytest.approx(
+        math.hypot(0.4, 0.5) / 1.0
+    )
+    tau = table.tau_for(1, DEFAULT_STRANGERS)  # 0.6 for a gallery of one
+    near = np.array([0.4, 0.45], np.float32)  # 0.45 from alice; cohort at 0.69, 1.49
+    scale = (math.hypot(0.4, 0.55) + math.hypot(0.4, 1.45)) / 2
+    m = decider.decide(near, SHARP)
+    assert m.distance == pytest.approx(0.45 / scale) and m.tau == pytest.approx(tau)
+    assert m.known and m.person == "alice"  # 0.45 / 1.09 = 0.41 <= 0.6
+    # the same 0.45 from alice where the cohort is near (a crowded domain): not named
+    crowded = Cohort(np.array([[0.5, 0.5], [0.3, 0.5], [0.0, 3.0]], np.float32), k=2)
+    strict = policy(open_set=table, cohort=crowded).for_gallery(g).decide(near, SHARP)
+    assert strict.distance > tau and not strict.known
+    # without the cohort: the distance itself
+    assert policy(open_set=table).for_gallery(g).decide(near, SHARP).distance == pytest.approx(0.45)
+
+
+def test_scores_only_with_the_bundles_table() -> None:
+    """A configured tau is a distance: it turns the cohort off; so does a bundle with no
+    open-set table (the cohort's scores are the table's units)."""
+    cohort = Cohort(np.array([[0.0, 10.0], [0.0, -10.0]], np.float32), k=2)
+    table = OpenSetTable.from_json(TABLE)
+    ranked = [Candidate("alice", 1.0), Candidate("bob", 2.0)]
+    probe = np.array([0.0, 0.0])
+    assert policy(open_set=table, cohort=cohort).scores(probe, ranked) == [
+        Candidate("alice", 0.1),
+        Candidate("bob", 0.2),
+    ]
+    for off in (policy(open_set=table, cohort=cohort, tau=0.5), policy(cohort=cohort),
+                policy(open_set=table)):  # fmt: skip
+        assert not off.scored
+        assert off.scores(probe, ranked) == ranked
+    assert policy(open_set=table, cohort=cohort).scores(probe, []) == []
