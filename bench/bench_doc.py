@@ -26,6 +26,7 @@ from doc_common import (
     labels,
     not_held_out,
     peer_keys,
+    rule_row,
     table,
     times,
 )
@@ -192,18 +193,7 @@ def openset_domain(result: dict[str, Any], domain: str) -> str:
         o = result["openset"][s["key"]][domain]
         name = label_in(result, s["key"], domain)
         for rule, r in o["rules"].items():
-            rows.append(
-                [
-                    name,
-                    rule,
-                    f"{r['tau']:.3f}",
-                    f"{r['margin']:g}",
-                    ci(r["dir"]),
-                    ci(r["wrong"]),
-                    ci(r["unknown"]),
-                    ci(r["fpir"]),
-                ]
-            )
+            rows.append(rule_row(name, rule, r))
         for a in o["at_fpir"]:
             at_rows.append(
                 [

@@ -32,6 +32,7 @@ from doc_common import (
     edge_keys,
     labels,
     not_held_out,
+    rule_row,
     table,
 )
 
@@ -227,18 +228,7 @@ def recognition_measured(result: Result, doc: Path) -> str:
                 continue
             o = result["openset"][k][d]
             for rule, r in o["rules"].items():
-                rows.append(
-                    [
-                        f"`{result['bundles'][k]['name']}`",
-                        rule,
-                        f"{r['tau']:.3f}",
-                        f"{r['margin']:g}",
-                        ci(r["dir"]),
-                        ci(r["wrong"]),
-                        ci(r["unknown"]),
-                        ci(r["fpir"]),
-                    ]
-                )
+                rows.append(rule_row(f"`{result['bundles'][k]['name']}`", rule, r))
             for a in o["at_fpir"]:
                 rows.append(
                     [

@@ -58,3 +58,9 @@ DOMAIN_NAMES = {"lfw": "LFW", "cfp": "CFP"}
 #: the open-set table's columns after the system's name
 RULE_COLUMNS = ["rule", "tau", "margin", "DIR (named correctly)", "wrong name", "left unknown",
                 "FPIR (strangers named)"]  # fmt: skip
+
+
+def rule_row(name: str, rule: str, r: dict[str, Any]) -> list[str]:
+    """One open-set table row: a system's rule with its tau, margin and the four rates."""
+    return [name, rule, f"{r['tau']:.3f}", f"{r['margin']:g}",
+            ci(r["dir"]), ci(r["wrong"]), ci(r["unknown"]), ci(r["fpir"])]  # fmt: skip
