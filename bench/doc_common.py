@@ -54,7 +54,7 @@ def domains(result: dict[str, Any]) -> list[str]:
     return list(result["data"]["openset"])
 
 
-DOMAIN_NAMES = {"lfw": "LFW", "cfp": "CFP"}
+DOMAIN_NAMES = {"lfw": "LFW", "cfp": "CFP", "cfp-profile": "CFP profiles"}
 #: the open-set table's columns after the system's name
 RULE_COLUMNS = ["rule", "tau", "margin", "DIR (named correctly)", "wrong name", "left unknown",
                 "FPIR (strangers named)"]  # fmt: skip

@@ -19,6 +19,7 @@ from worker_common import Found, System, Vector, main_for
 from edge.bundle import load_bundle
 from edge.engine import load_engine
 from edge.images import ImageError, read_image
+from edge.quality import yaw
 from edge.types import AlignedFace, Detection
 from model_export.faces import median_detection
 
@@ -47,6 +48,10 @@ class Edge:
 
     def embed(self, aligned: AlignedFace) -> Vector:
         return np.asarray(self.engine.embed([aligned])[0].vector, np.float64)
+
+    def yaw(self, face: Found) -> float:
+        """How far the face is turned, as the device's gate measures it."""
+        return yaw(face.native)
 
     def median(self, faces: list[Found]) -> Found:
         det: Detection = median_detection([f.native for f in faces])

@@ -93,13 +93,20 @@ class Searches:
             order = np.argsort(best, kind="stable")[:2]
             return [(people[j], float(best[j])) for j in order]
 
+        poses = run.get("largest_yaw")
+
+        def turned(photo: Path) -> float:
+            return float("nan") if poses is None else float(poses[index[photo]])
+
         mated = [(p, photo) for p in people for photo in plan.enrolled[p][ENROLL:]]
+        self.m_yaw = np.array([turned(photo) for _, photo in mated], float)
         self.truth = [p for p, _ in mated]
         self.mated = [rank(photo) for _, photo in mated]
         self.mated_person = np.array([people.index(p) for p in self.truth], int)
         strangers = sorted(plan.strangers)
         pairs = [(i, photo) for i, s in enumerate(strangers) for photo in plan.strangers[s]]
         self.non_mated = [rank(photo) for _, photo in pairs]
+        self.s_yaw = np.array([turned(photo) for _, photo in pairs], float)
         self.stranger_person = np.array([i for i, _ in pairs], int)
         self.stranger_people = len(strangers)
         self.without_face = sum(not r for r in self.mated) + sum(not r for r in self.non_mated)
@@ -124,21 +131,27 @@ def _per_person(hit: NDArray[np.bool_], person: NDArray[np.int_], people: int) -
     return intervals.by_person(k[keep].round().astype(int), n[keep])
 
 
-def score(rule: Rule, s: Searches) -> dict[str, Any]:
-    """DIR, wrong name, left unknown and FPIR of one rule, each with its interval."""
+def score(rule: Rule, s: Searches, max_yaw: float = float("inf")) -> dict[str, Any]:
+    """DIR, wrong name, left unknown and FPIR of one rule, each with its interval; a face
+    turned further than ``max_yaw`` (the device's pose gate) is never named."""
 
-    def decide(ranked: Ranked) -> str | None:
-        return rule.decide([Candidate(p, d) for p, d in ranked]).person if ranked else None
+    def decide(ranked: Ranked, yaw: float) -> str | None:
+        if not ranked or abs(yaw) > max_yaw:  # a yaw not measured (nan) passes
+            return None
+        return rule.decide([Candidate(p, d) for p, d in ranked]).person
 
-    named = [decide(r) for r in s.mated]
+    named = [decide(r, y) for r, y in zip(s.mated, s.m_yaw, strict=True)]
     right = np.array([n == t for n, t in zip(named, s.truth, strict=True)])
     wrong = np.array([n is not None and n != t for n, t in zip(named, s.truth, strict=True)])
     unknown = np.array([n is None for n in named])
-    accepted = np.array([decide(r) is not None for r in s.non_mated])
+    accepted = np.array(
+        [decide(r, y) is not None for r, y in zip(s.non_mated, s.s_yaw, strict=True)]
+    )
     people = len(s.people)
     return {
         "tau": rule.tau,
         "margin": rule.margin,
+        **({"max_yaw": max_yaw} if np.isfinite(max_yaw) else {}),
         "dir": _per_person(right, s.mated_person, people),
         "wrong": _per_person(wrong, s.mated_person, people),
         "unknown": _per_person(unknown, s.mated_person, people),
@@ -224,6 +237,7 @@ class Rules:
     of: Callable[[int], dict[str, Rule]]
     scale: Callable[[NDArray[np.float64]], float] | None = None
     scored: frozenset[str] = frozenset()
+    max_yaw: float = float("inf")  # the pose gate of the "default rule"
 
 
 def rules_for(system: Any) -> Rules:
@@ -240,10 +254,11 @@ def rules_for(system: Any) -> Rules:
         return {"default rule": policy.rule(n), "bundle tau.verify": Rule(system.threshold)}
 
     if not policy.scored:
-        return Rules(edge_rules)
+        return Rules(edge_rules, max_yaw=policy.max_yaw)
     cohort = bundle.cohort
     assert cohort is not None
-    return Rules(edge_rules, lambda v: cohort.scale(v, policy.metric), frozenset({"default rule"}))
+    return Rules(edge_rules, lambda v: cohort.scale(v, policy.metric), frozenset({"default rule"}),
+                 policy.max_yaw)  # fmt: skip
 
 
 def figures(run: Run, plan: OpenSetPlan, metric: str, rules: Rules) -> dict[str, Any]:
@@ -262,7 +277,12 @@ def figures(run: Run, plan: OpenSetPlan, metric: str, rules: Rules) -> dict[str,
         "stranger_people": s.stranger_people,
         "searches_without_face": s.without_face,
         "rules": {
-            name: score(rule, s if name in rules.scored else raw) for name, rule in named.items()
+            name: score(
+                rule,
+                s if name in rules.scored else raw,
+                rules.max_yaw if name == "default rule" else float("inf"),
+            )
+            for name, rule in named.items()
         },
         "scores": "cohort scores" if rules.scored else "distances",
         "at_fpir": [at_fpir(s, t, m) for t in TARGETS for m in margins],

@@ -91,6 +91,8 @@ def embed_photos(system: System, paths: list[str], out: Path) -> None:
     n = len(paths)
     centre: list[Vector | None] = [None] * n
     largest: list[Vector | None] = [None] * n
+    largest_yaw = np.full(n, np.nan)  # a system that measures pose (``yaw``): edge-face
+    pose = getattr(system, "yaw", None)
     n_faces = np.zeros(n, np.int64)
     no_face, unreadable = np.zeros(n, bool), np.zeros(n, bool)
     det_ms, align_ms, embed_ms = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -116,6 +118,8 @@ def embed_photos(system: System, paths: list[str], out: Path) -> None:
             embed_ms[i] = ms_since(t0)
             big = max(faces, key=lambda f: f.area)
             largest[i] = centre[i] if big is face else system.embed(system.align(image, big))
+            if pose is not None:
+                largest_yaw[i] = pose(big)
         else:
             pending.append(i)
         if (i + 1) % 250 == 0 or i + 1 == n:
@@ -137,6 +141,7 @@ def embed_photos(system: System, paths: list[str], out: Path) -> None:
         paths=np.array(paths),
         centre=np.stack([nan if v is None else v for v in centre]),
         largest=np.stack([nan if v is None else v for v in largest]),
+        largest_yaw=largest_yaw,
         n_faces=n_faces,
         no_face=no_face,
         unreadable=unreadable,

@@ -74,6 +74,7 @@ class RecognitionConfig:
     strangers_accepted: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
     margin: Annotated[float, Field(ge=0, le=2)] | None = None
     min_sharpness: Annotated[float, Field(ge=0, le=10000)] = 10.0
+    max_yaw: Annotated[float, Field(gt=0, le=100)] = 0.5
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -23,8 +23,8 @@ the benchmarks and the export stage's tables) decides through this module.
   (research/openset_rules.py). ``[recognition] tau`` is a plain distance and turns it off.
 - **Quality gates** (:class:`FaceQuality`): a face under ``min_face`` pixels is not
   looked at (the daemon's ``[camera] min_face``); a face too blurry to trust
-  (``[recognition] min_sharpness``) is never named; enrollment has its own, stricter
-  gates (:func:`enrollment_problem`).
+  (``[recognition] min_sharpness``) or turned too far (``[recognition] max_yaw``) is
+  never named; enrollment has its own, stricter gates (:func:`enrollment_problem`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ DEFAULT_STRANGERS = 0.01
 ENROLL_MIN_FACE_PX = 50
 #: enrollment: the aligned face's sharpness (variance of the Laplacian, edge.quality)
 ENROLL_MIN_SHARPNESS = 10.0
+#: a face turned further than this (edge.quality.yaw, in inter-eye distances) is never
+#: named: chosen on select people (research/bundle_rule.py) among 0.4, 0.5, 0.6 and none.
+#: With the SFace bundle it halved the CFP profiles of strangers given a name (10 of 989
+#: to 6) and left every LFW and CFP near-frontal probe's name; 0.4 cost 3 of 50 LFW names.
+DEFAULT_MAX_YAW = 0.5
 
 Metric = Literal["euclidean", "cosine"]
 
@@ -173,11 +178,17 @@ class OpenSetTable:
 
     def tau_for(self, comparisons: int, strangers_accepted: float) -> float:
         """tau for a gallery of ``comparisons`` embeddings at a target share of strangers
-        accepted, interpolated (in logs) in the table; clamped to it."""
+        accepted, interpolated (in logs) in the table. A gallery larger than the table's
+        largest continues its last step (in log size), never looser: a stranger meets more
+        faces there, and the largest size's tau would name more than the target. A rate
+        outside the table's is clamped to it."""
         sizes = np.log10(self.sizes)
         taus = np.asarray(self.tau)  # [size][rate]
         n = math.log10(max(1, comparisons))
         by_rate = [float(np.interp(n, sizes, taus[:, j])) for j in range(taus.shape[1])]
+        if n > sizes[-1] and len(sizes) > 1:
+            slope = np.minimum(0.0, (taus[-1] - taus[-2]) / (sizes[-1] - sizes[-2]))
+            by_rate = [max(0.0, float(t)) for t in taus[-1] + slope * (n - sizes[-1])]
         return float(np.interp(math.log10(strangers_accepted), np.log10(self.rates), by_rate))
 
 
@@ -188,6 +199,7 @@ class FaceQuality:
 
     size_px: float
     sharpness: float
+    yaw: float = 0.0  # edge.quality.yaw: 0 frontal, about 0.5 and more in profile
 
 
 def enrollment_problem(
@@ -218,6 +230,7 @@ class Policy:
     min_sharpness: float = 0.0  # a blurrier face is never named
     min_face: float = 0.0  # a smaller face is not looked at
     cohort: Cohort | None = None  # the bundle's: the open-set table is in cohort scores
+    max_yaw: float = math.inf  # a face turned further is never named
 
     @property
     def scored(self) -> bool:
@@ -256,8 +269,8 @@ class Policy:
         return box.short_side >= self.min_face
 
     def gate(self, match: Match, q: FaceQuality) -> Match:
-        """A name is kept only for a face sharp enough to trust."""
-        if match.known and q.sharpness < self.min_sharpness:
+        """A name is kept only for a face sharp and frontal enough to trust."""
+        if match.known and (q.sharpness < self.min_sharpness or abs(q.yaw) > self.max_yaw):
             return Match(None, match.distance, match.tau, False)
         return match
 

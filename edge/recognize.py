@@ -33,7 +33,7 @@ class FaceResult:
         d = round(m.distance, 4) if np.isfinite(m.distance) else None
         box = self.face.detection.box.as_list()
         return {"box": box, "person": m.person, "distance": d, "tau": round(m.tau, 4),
-                "known": m.known}  # fmt: skip
+                "known": m.known, "yaw": round(self.quality.yaw, 3)}  # fmt: skip
 
 
 class Recognizer:
@@ -100,6 +100,7 @@ def policy_for(
         tau=config.tau,
         margin=config.margin,
         min_sharpness=config.min_sharpness,
+        max_yaw=config.max_yaw,
         min_face=min_face,
         cohort=cohort,
     )

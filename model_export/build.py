@@ -334,12 +334,13 @@ def _build_into(
         _calibrate_into(staging, manifest, pairs, float_path)
     mirror = manifest["encoder"]["mirror_average"]
     logger.info("[%d/%d] impostor distances and golden embeddings", steps, steps)
-    first, second = open_set_faces(people, detector, aligner)
+    first, second, domains = open_set_faces(people, detector, aligner)
     vectors = postprocess(
         embed_chips(int8, np.concatenate([first, second]), "open-set faces"), spec, mirror
     )
     try:
-        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :], src.metric)
+        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :], src.metric,
+                 domains)  # fmt: skip
     except OpenSetError as exc:
         raise EncoderError(str(exc)) from exc
     golden_float = postprocess(embed_chips(flt, golden_crops.chips, "golden"), spec, mirror)

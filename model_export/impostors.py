@@ -1,11 +1,12 @@
 """How strangers and enrolled people score against galleries of every size, measured at
 build time so the device can choose its identification rule (edge.decision).
 
-From LFW people who are not in the evaluation pairs (one or two photos each), many
-galleries of N people are simulated: the first photo of N people is enrolled (those with
-a second photo always among them, being few), the second photos of those people are
-known probes, the first photos of everyone else are strangers. For each margin (the nearest person must beat the second by it) and each
-target share of strangers accepted, the tau that gives it is read off the strangers'
+From the calibrate people (one or two photos each), many galleries of N people are
+simulated within each domain (LFW, CFP): the first photo of N people is enrolled (those
+with a second photo always among them, being few), the second photos of those people are
+known probes, the first photos of everyone else of that domain are strangers. For each
+margin (the nearest person must beat the second by it) and each target share of
+strangers accepted, the tau that gives it is read off the strangers'
 distances, and the share of known probes then named correctly is measured. The margin
 that names the most people correctly at 1% strangers accepted becomes the bundle's.
 
@@ -13,7 +14,9 @@ With a cohort (the build's default: the first photos themselves, shipped in the 
 every distance is first divided by its probe's cohort scale, so the table's taus and
 margins are in cohort scores (edge.decision): the same tau then names about the same
 share of strangers on another camera or collection, where everyone's distances shrink or
-grow together (research/openset_rules.py measured it on select people).
+grow together (research/openset_rules.py measured it on select people). Each simulated
+gallery's people and the probe's own person are left out of the cohort the probe is
+scaled by (:func:`scales_outside`), as on a device, where the cohort holds none of them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ SIZES = [1, 3, 10, 30, 100, 300, 1000]
 RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 MARGINS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12]
 MIN_PEOPLE = 110  # the margin is chosen on galleries of 10 people and more
+MIN_DOMAIN = 40  # a second domain's own galleries need this many people
+MIN_DOMAIN_STRANGERS = 30  # and leave at least this many strangers outside a gallery
 COHORT_K = 50  # a probe is judged against its 50 nearest cohort faces (research/openset_rules)
 
 
@@ -41,14 +46,116 @@ def _two_nearest(
     return d1, d2, idx[:, 0]
 
 
-def leave_one_out_scales(
-    probes: NDArray[np.float32], cohort: NDArray[np.float32], metric: str, k: int
+def scales_outside(
+    to_cohort: NDArray[np.float64], rows: NDArray[np.intp], left_out: NDArray[np.intp], k: int
 ) -> NDArray[np.float64]:
-    """Each probe's cohort scale (``edge.decision.cohort_scale``) with its own person's
-    face left out of the cohort: probe i is person i, who is cohort face i."""
-    d = distance(probes, cohort, metric).astype(np.float64)
-    d[np.arange(len(probes)), np.arange(len(probes))] = np.inf
+    """The cohort scales of probes ``rows`` (row i of ``to_cohort``: probe i's distances to
+    the cohort, whose face i is person i) with the cohort faces ``left_out`` (a simulated
+    gallery's people) and each probe's own face left out, as on a device: nobody enrolled
+    there is in the bundle's cohort, and nor is whoever stands at the door. Left in, a
+    stranger who resembles an enrolled person would have that person among its nearest
+    cohort faces, a smaller scale and a larger score: the simulation would see fewer
+    strangers named than a device does."""
+    d = to_cohort[rows].copy()
+    d[:, left_out] = np.inf
+    d[np.arange(len(rows)), rows] = np.inf
     return cohort_scale(d, k)
+
+
+def _simulate(
+    d_first: NDArray[np.float64],
+    d_second: NDArray[np.float64],
+    scaled: tuple[NDArray[np.float64], NDArray[np.float64], int] | None,
+    members: NDArray[np.intp],
+    q: int,
+    sizes: list[int],
+    reps: int,
+    rng: np.random.Generator,
+) -> dict[int, dict[str, NDArray]]:
+    """Galleries of each size drawn from the people ``members`` (indices of ``first``;
+    those below ``q`` have a second photo): per size, the strangers' (s1, s2) and the
+    known probes' (k1, k2, right person) over ``reps`` draws. ``scaled``: the distances of
+    first and second photos to the cohort, and k."""
+    mine = np.zeros(len(d_first), bool)
+    mine[members] = True
+    two, one = members[members < q], members[members >= q]
+    out: dict[int, dict[str, NDArray]] = {}
+    for n in sizes:
+        acc: dict[str, list[NDArray]] = {"s1": [], "s2": [], "k1": [], "k2": [], "ok": []}
+        for _ in range(reps):
+            # the people with a second photo go in first (they are few), the rest at random
+            with_second = rng.permutation(two)[: min(n, len(two))]
+            others = rng.choice(one, n - len(with_second), replace=False)
+            gallery = np.concatenate([with_second, others])
+            inside = mine.copy()
+            inside[gallery] = False
+            outside = np.flatnonzero(inside)
+            known = gallery[gallery < q]
+            d_out = d_first[np.ix_(outside, gallery)]
+            d_known = d_second[np.ix_(known, gallery)]
+            if scaled is not None:
+                c_first, c_second, k = scaled
+                d_out = d_out / scales_outside(c_first, outside, gallery, k)[:, None]
+                d_known = d_known / scales_outside(c_second, known, gallery, k)[:, None]
+            s1, s2, _ = _two_nearest(d_out)
+            k1, k2, top = _two_nearest(d_known)
+            for key, value in (("s1", s1), ("s2", s2), ("k1", k1), ("k2", k2),
+                               ("ok", gallery[top] == known)):  # fmt: skip
+                acc[key].append(value)
+        out[n] = {k: np.concatenate(v) for k, v in acc.items()}
+    return out
+
+
+def _taus(sim: dict[int, dict[str, NDArray]], margin: float) -> dict[int, list[float]]:
+    """Per gallery size, the tau for every rate of RATES at ``margin``."""
+    out = {}
+    for n, a in sim.items():
+        effective = np.where(a["s2"] - a["s1"] >= margin, a["s1"], np.inf)
+        cap = float(np.median(a["s1"]))  # never accept a face farther than a typical stranger
+        out[n] = [min(threshold_at_far(effective, rate), cap) for rate in RATES]
+    return out
+
+
+def _correct(
+    sim: dict[int, dict[str, NDArray]], taus: dict[int, list[float]], m: float
+) -> list[float]:
+    """Per size, the share of known probes named correctly at the 1% tau and margin ``m``."""
+    out = []
+    for n, a in sim.items():
+        tau1 = taus[n][RATES.index(0.01)]
+        named = a["ok"] & (a["k1"] <= tau1) & (a["k2"] - a["k1"] >= m)
+        out.append(float(named.mean()) if len(named) else 0.0)
+    return out
+
+
+def blend(
+    reference: dict[int, list[float]], other: dict[int, list[float]]
+) -> dict[int, list[float]]:
+    """Per size and rate, the mean of two domains' taus: the rule's target holds on
+    average over the calibration domains, one rule for both. Sizes the other domain has
+    too few people for take the reference's tau moved by the other domain's mean
+    difference over its galleries of 10 people and more (a domain whose strangers come
+    nearer at 30 people still does at 300; a mean, because one size's quantile over a few
+    dozen strangers is noisy). Chosen on select people (``research.bundle_rule``): the
+    strictest domain's tau instead named almost no stranger and left most known people
+    unknown for every bundle; LFW's alone named several times its target on CFP."""
+    common = [n for n in other if n in reference]
+    shared = [n for n in common if n >= 10] or [max(common)]
+    diffs = np.array([np.subtract(other[n], reference[n]) for n in shared])
+    gap = diffs.mean(axis=0)
+    out = {}
+    for n, row in reference.items():
+        theirs = other.get(n, list(np.add(row, gap)))
+        out[n] = [(r + o) / 2 for r, o in zip(row, theirs, strict=True)]
+    return out
+
+
+def monotone(rows: list[list[float]]) -> NDArray[np.float64]:
+    """A table of taus [size][rate] made consistent, never looser: a larger gallery never
+    gets a larger tau, and a smaller share of strangers never a larger one (a few strangers
+    make a quantile noisy; the stricter neighbour wins)."""
+    t = np.minimum.accumulate(np.asarray(rows, np.float64), axis=0)
+    return np.minimum.accumulate(t[:, ::-1], axis=1)[:, ::-1]
 
 
 def open_set_table(
@@ -59,12 +166,21 @@ def open_set_table(
     seed: int = 0,
     cohort: NDArray[np.float32] | None = None,
     cohort_k: int = COHORT_K,
+    domains: NDArray[np.str_] | None = None,
 ) -> dict[str, object]:
     """``first``: one embedding per person (P people); ``second``: another photo of the
     first Q of them. Returns the chosen margin and its tau for every (gallery size, rate).
     With ``cohort`` (row i: person i's face, as the bundle ships it), the table is in
-    cohort scores (``edge.decision``): every distance divided by its probe's scale, its
-    own person left out of the cohort (no one at a door is in it)."""
+    cohort scores (``edge.decision``): every distance divided by its probe's scale, the
+    probe's own person and the gallery's people left out of the cohort (as on a device).
+
+    ``domains`` (one label per person, e.g. ``lfw`` and ``cfp``): galleries are simulated
+    within each domain (a camera's enrolled people and its strangers come from the same
+    light and lens; strangers of another domain against a mixed gallery are far from
+    everyone and make the pooled tau too loose), and the domains' taus are blended
+    (:func:`blend`): one rule for every domain. The margin is chosen on the domain with
+    the most people; a domain with fewer than ``MIN_DOMAIN`` people is only part of the
+    cohort. The table is then made :func:`monotone`."""
     rng = np.random.default_rng(seed)
     p, q = len(first), len(second)
     if p < MIN_PEOPLE or q < 10:
@@ -72,58 +188,55 @@ def open_set_table(
             f"{p} people ({q} with a second photo) to simulate galleries with: at least "
             f"{MIN_PEOPLE} (10) are needed, so that galleries of 10 leave 100 strangers"
         )
+    labels = np.full(p, "all") if domains is None else np.asarray(domains).astype(str)
     d_first = distance(first, first, metric).astype(np.float64)
     d_second = distance(second, first, metric).astype(np.float64)
+    scaled = None
     if cohort is not None:
-        d_first /= leave_one_out_scales(first, cohort, metric, cohort_k)[:, None]
-        d_second /= leave_one_out_scales(second, cohort, metric, cohort_k)[:, None]
-    sizes = [n for n in SIZES if n <= p - 100]
-    pooled: dict[int, dict[str, list[NDArray]]] = {}
-    for n in sizes:
-        acc: dict[str, list[NDArray]] = {"s1": [], "s2": [], "k1": [], "k2": [], "ok": []}
-        for _ in range(reps):
-            # the people with a second photo go in first (they are few), the rest at random
-            with_second = rng.permutation(q)[: min(n, q)]
-            others = rng.choice(np.arange(q, p), n - len(with_second), replace=False)
-            gallery = np.concatenate([with_second, others])
-            outside = np.setdiff1d(np.arange(p), gallery)
-            s1, s2, _ = _two_nearest(d_first[np.ix_(outside, gallery)])
-            known = gallery[gallery < q]
-            k1, k2, top = _two_nearest(d_second[np.ix_(known, gallery)])
-            for key, value in (
-                ("s1", s1),
-                ("s2", s2),
-                ("k1", k1),
-                ("k2", k2),
-                ("ok", gallery[top] == known),
-            ):
-                acc[key].append(value)
-        pooled[n] = acc
-    results = {}
-    for m in MARGINS:
-        taus, correct = [], []
-        for n in sizes:
-            a = {k: np.concatenate(v) for k, v in pooled[n].items()}
-            effective = np.where(a["s2"] - a["s1"] >= m, a["s1"], np.inf)
-            cap = float(np.median(a["s1"]))  # never accept a face farther than a typical stranger
-            row = [min(threshold_at_far(effective, rate), cap) for rate in RATES]
-            taus.append(row)
-            tau1 = row[RATES.index(0.01)]
-            named = a["ok"] & (a["k1"] <= tau1) & (a["k2"] - a["k1"] >= m)
-            correct.append(float(named.mean()) if len(named) else 0.0)
-        results[m] = (taus, correct)
+        scaled = (distance(first, cohort, metric).astype(np.float64),
+                  distance(second, cohort, metric).astype(np.float64), cohort_k)  # fmt: skip
+    names, counts = np.unique(labels, return_counts=True)
+    ranked = [str(n) for n, c in sorted(zip(names, counts, strict=True), key=lambda x: -x[1])]
+    reference = ranked[0]
+    sims: dict[str, dict[int, dict[str, NDArray]]] = {}
+    for name in ranked:
+        members = np.flatnonzero(labels == name)
+        if len(members) < MIN_DOMAIN and name != reference:
+            continue
+        room = len(members) - (100 if name == reference else MIN_DOMAIN_STRANGERS)
+        sizes = [n for n in SIZES if n <= room]
+        if sizes and (members < q).sum() >= 1:
+            sims[name] = _simulate(d_first, d_second, scaled, members, q, sizes, reps, rng)
+    ref = sims[reference]
+    correct = {m: _correct(ref, _taus(ref, m), m) for m in MARGINS}
+    sizes = list(ref)
     best = max(
         MARGINS,
         key=lambda m: float(
-            np.mean([c for n, c in zip(sizes, results[m][1], strict=True) if n >= 10])
+            np.mean([c for n, c in zip(sizes, correct[m], strict=True) if n >= 10])
         ),
     )
+    by_domain = {name: _taus(sim, best) for name, sim in sims.items()}
+    table = by_domain[reference]
+    for name, taus in by_domain.items():
+        if name != reference:
+            table = blend(table, taus)
     return {
         "margin": best,
         "sizes": sizes,
         "rates": RATES,
-        "tau": [[round(t, 5) for t in row] for row in results[best][0]],
-        "correct_at_1pct": {str(m): [round(c, 4) for c in results[m][1]] for m in MARGINS},
+        "tau": [[round(float(t), 5) for t in row] for row in monotone([table[n] for n in sizes])],
+        "correct_at_1pct": {str(m): [round(c, 4) for c in correct[m]] for m in MARGINS},
+        "domains": {
+            name: {
+                "people": int((labels == name).sum()),
+                "sizes": list(by_domain.get(name, {})),
+                "tau_at_1pct": [
+                    round(r[RATES.index(0.01)], 5) for r in by_domain.get(name, {}).values()
+                ],
+            }
+            for name in ranked
+        },
         "people": p,
         "with_second_photo": q,
         "reps": reps,

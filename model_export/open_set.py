@@ -38,10 +38,12 @@ def fit_into(
     first: NDArray[np.float32],
     second: NDArray[np.float32],
     metric: str,
+    domains: NDArray[np.str_] | None = None,
 ) -> None:
     """Write the cohort (``first``: one face per calibrate person, as float16, what the
     device reads) into ``staging`` and the table, the cohort's entry and tau.identify into
-    ``manifest``. ``second``: another face of the first people, in the same order."""
+    ``manifest``. ``second``: another face of the first people, in the same order; ``domains``: each
+    first face's domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``)."""
     if len(first) < MIN_PEOPLE:
         raise OpenSetError(
             f"only {len(first)} calibrate people are left to fit the open-set table on (at "
@@ -51,7 +53,7 @@ def fit_into(
         )
     cohort = first.astype(np.float16)
     np.save(staging / COHORT_FILE, cohort, allow_pickle=False)
-    table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32))
+    table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32), domains=domains)
     table["people_from"] = (
         f"{len(first)} calibrate people of data/splits.json (first and second photo)"
     )
@@ -74,17 +76,24 @@ def fit_into(
 
 def open_set_faces(
     people: dict[str, list[Path]], detector: FaceDetector, aligner: Aligner
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, NDArray[np.str_]]:
     """Chips of one photo of every person (those with a second photo first) and of the
-    second photos, in the same order, for the open-set simulation."""
-    photos = sorted((v[:2] for _, v in sorted(people.items())), key=lambda p: -len(p))
-    crops = crops_for([p for two in photos for p in two], detector, aligner, "open-set faces")
+    second photos, in the same order, for the open-set simulation; and each first photo's
+    domain (the key's first part: ``lfw/Name`` is ``lfw``)."""
+    keyed = sorted(((k, v[:2]) for k, v in sorted(people.items())), key=lambda kv: -len(kv[1]))
+    crops = crops_for([p for _, two in keyed for p in two], detector, aligner, "open-set faces")
     index = {p: i for i, p in enumerate(crops.paths)}
-    usable = [two for two in photos if two[0] in index]  # an unreadable first photo: left out
-    both = [two for two in usable if len(two) == 2 and two[1] in index]
-    firsts = [two[0] for two in both] + [two[0] for two in usable if two not in both]
-    seconds = [two[1] for two in both]
-    return crops.chips[[index[p] for p in firsts]], crops.chips[[index[p] for p in seconds]]
+    usable = [(k, two) for k, two in keyed if two[0] in index]  # an unreadable first photo: out
+    both = [(k, two) for k, two in usable if len(two) == 2 and two[1] in index]
+    rest = [(k, two) for k, two in usable if not (len(two) == 2 and two[1] in index)]
+    firsts = [two[0] for _, two in both] + [two[0] for _, two in rest]
+    seconds = [two[1] for _, two in both]
+    domains = np.array([k.split("/", 1)[0] for k, _ in both + rest])
+    return (
+        crops.chips[[index[p] for p in firsts]],
+        crops.chips[[index[p] for p in seconds]],
+        domains,
+    )
 
 
 def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
@@ -103,7 +112,7 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
     engine = load_engine(bundle)
     people, _ = fitting_people(data_root, None, bundle_dir)
     logger.info("open-set faces of %d calibrate people through %s", len(people), m.encoder_id)
-    first, second = open_set_faces(people, engine.detector, engine.aligner)
+    first, second, domains = open_set_faces(people, engine.detector, engine.aligner)
     raw = embed_chips(engine.embedder, np.concatenate([first, second]), "open-set faces")  # type: ignore[arg-type]
     vectors = postprocess(raw, m.encoder, m.encoder.mirror_average)
     manifest = {k: v for k, v in bundle.raw.items() if k not in ("format", "files", "encoder_id")}
@@ -117,7 +126,8 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
         for extra in sorted(p for p in bundle_dir.iterdir() if p.is_file()):
             if extra.name not in bundle.raw["files"] and extra.name != MANIFEST:
                 shutil.copy2(extra, staging / extra.name)  # e.g. a trained bundle's pairs
-        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :], m.encoder.metric)
+        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :],
+                 m.encoder.metric, domains)  # fmt: skip
         manifest["cohort"]["fitted_by"] = (
             f"model-export calibrate, {datetime.now(UTC):%Y-%m-%d}, through the bundle's "
             f"{m.encoder.quantization} encoder"

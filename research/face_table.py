@@ -5,7 +5,7 @@ sharpness, yaw and roll from the five landmarks). The open-set rule studies
 
   .venv/bin/python -m research.face_table --bundle build/bundle-sface --role select
 
-Written to ``build/research/faces-<bundle name>-<manifest hash>-<role>.npz`` (kept while the
+Written to ``build/research/faces-<bundle name>-<model files' hash>-<role>.npz`` (kept while the
 bundle is unchanged). Only people of ``--role`` are read (``model_export.splits``); the
 report role is refused: it is for ``make bench`` alone.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from edge.bundle import load_bundle
 from edge.engine import load_engine
 from edge.quality import sharpness
+from edge.quality import yaw as yaw_of
 from edge.types import Detection
 from model_export.data import data_root, read_photo
 from model_export.splits import SOURCES, load, photos
@@ -33,20 +35,19 @@ OUT = Path(__file__).resolve().parent.parent / "build" / "research"
 
 
 def pose(det: Detection) -> tuple[float, float]:
-    """(yaw, roll) proxies from YuNet's five landmarks: yaw is the nose tip's offset from
-    the eyes' midpoint along the eye line, in inter-eye distances (0 frontal, about 0.5 and
-    more in profile); roll the eye line's angle in degrees."""
+    """(yaw, roll) proxies from YuNet's five landmarks: yaw as the device measures it
+    (``edge.quality.yaw``); roll the eye line's angle in degrees."""
     lm = np.asarray(det.landmarks, np.float64).reshape(5, 2)
-    right, left, nose = lm[0], lm[1], lm[2]
-    axis = left - right
-    span = max(float(np.linalg.norm(axis)), 1e-6)
-    offset = float(np.dot(nose - (left + right) / 2, axis / span)) / span
-    return offset, float(np.degrees(np.arctan2(axis[1], axis[0])))
+    axis = lm[1] - lm[0]
+    return yaw_of(det), float(np.degrees(np.arctan2(axis[1], axis[0])))
 
 
 def table_path(bundle_dir: Path, role: str) -> Path:
-    manifest = (bundle_dir / "manifest.json").read_bytes()
-    tag = hashlib.sha256(manifest).hexdigest()[:10]
+    """Keyed by the hashes of the files that make a face's embedding (the cohort and the
+    open-set table left out: refitting the rule keeps the table)."""
+    files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
+    key = json.dumps({k: v for k, v in files.items() if k != "cohort.npy"}, sort_keys=True)
+    tag = hashlib.sha256(key.encode()).hexdigest()[:10]
     return OUT / f"faces-{bundle_dir.name}-{tag}-{role}.npz"
 
 

@@ -82,6 +82,14 @@ def test_the_plans_shapes(root: Path, split: Splits) -> None:
     # CFP: frontal photos only, all of a stranger's
     assert all("frontal" in p.name for p in cfp.photos())
     assert cfp.probes() == 2 * 7 and cfp.stranger_photos() == 10
+    # CFP profiles: the same people, enrolled from the same frontal photos, searched with
+    # their 4 profiles each
+    prof = plans["cfp-profile"]
+    assert set(prof.enrolled) == set(cfp.enrolled) and set(prof.strangers) == set(cfp.strangers)
+    assert all(prof.enrolled[n][:3] == cfp.enrolled[n][:3] for n in cfp.enrolled)
+    assert prof.probes() == 2 * 4 and prof.stranger_photos() == 4
+    searched = [p for ps in prof.enrolled.values() for p in ps[3:]]
+    assert all("profile" in p.name for p in searched + next(iter(prof.strangers.values())))
 
 
 def test_a_photo_of_anyone_outside_report_stops_the_run(root: Path, split: Splits) -> None:

@@ -141,11 +141,19 @@ def test_a_decision_carries_the_rules_tau() -> None:
 # --- the open-set table --------------------------------------------------------------
 
 
+def test_a_gallery_beyond_the_table_is_never_given_a_looser_tau() -> None:
+    rising = OpenSetTable(0.0, (1, 10, 100), (0.01,), ((0.5,), (0.4,), (0.45,)))
+    assert rising.tau_for(10**4, 0.01) == pytest.approx(0.45)  # a rise is not followed
+    steep = OpenSetTable(0.0, (1, 10), (0.01,), ((0.5,), (0.1,)))
+    assert steep.tau_for(10**4, 0.01) == 0.0  # nothing named, never a negative tau
+
+
 def test_identify_tau_tightens_as_the_gallery_grows() -> None:
     table = OpenSetTable.from_json(TABLE)
     assert table.tau_for(10, 0.01) == pytest.approx(0.55)
     assert table.tau_for(31, 0.01) == pytest.approx(0.525, abs=1e-3)  # log-interpolated
-    assert table.tau_for(10**4, 10**-4) == pytest.approx(0.4)  # clamped to the table
+    assert table.tau_for(10**4, 10**-4) == pytest.approx(0.3)  # rate clamped, size goes on
+    assert table.tau_for(1000, 0.01) == pytest.approx(0.45)  # the last step, once more
     assert table.tau_for(0, 0.01) == pytest.approx(0.6)  # an empty gallery counts as one
     assert table.tau_for(10, 0.0316) == pytest.approx(0.6, abs=1e-3)  # rates in logs too
     p = policy(open_set=table)
@@ -238,6 +246,22 @@ def test_a_face_too_blurry_is_never_named() -> None:
     assert p.gate(named, FaceQuality(100, 9.99)) == Match(None, 0.3, 0.5, False)
     unknown = Match(None, 0.9, 0.5, False)
     assert p.gate(unknown, FaceQuality(100, 0.0)) is unknown
+
+
+def test_a_face_turned_too_far_is_never_named() -> None:
+    p = policy(max_yaw=0.5)
+    named = Match("A", 0.3, 0.5, True)
+    assert p.gate(named, FaceQuality(100, 50.0, yaw=0.5)) == named  # exactly the gate: kept
+    assert p.gate(named, FaceQuality(100, 50.0, yaw=-0.5)) == named  # either side
+    assert p.gate(named, FaceQuality(100, 50.0, yaw=0.51)) == Match(None, 0.3, 0.5, False)
+    assert p.gate(named, FaceQuality(100, 50.0, yaw=-0.8)) == Match(None, 0.3, 0.5, False)
+    assert policy().gate(named, FaceQuality(100, 50.0, yaw=3.0)) == named  # no gate by default
+    from edge.config import RecognitionConfig
+    from edge.decision import DEFAULT_MAX_YAW
+
+    assert (
+        RecognitionConfig().max_yaw == DEFAULT_MAX_YAW
+    )  # the config's default is the measured one
 
 
 def test_the_decider_ranks_applies_the_rule_and_the_gate() -> None:

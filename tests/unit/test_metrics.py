@@ -87,16 +87,19 @@ def test_the_open_set_table_needs_enough_strangers() -> None:
     assert all(len(row) == len(table["rates"]) for row in table["tau"])
 
 
-def test_leave_one_out_scales_leave_the_probes_own_face_out() -> None:
-    from model_export.impostors import leave_one_out_scales
+def test_cohort_scales_leave_out_the_probe_and_the_gallery() -> None:
+    from model_export.impostors import scales_outside
 
     cohort = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [4.0, 0.0]], np.float32)
+    d = np.linalg.norm(cohort[:, None] - cohort[None], axis=2).astype(np.float64)
     # probe i is cohort face i: face 0's nearest others are at 1 and 2 (not itself, at 0)
-    scales = leave_one_out_scales(cohort, cohort, "euclidean", 2)
+    none = np.array([], np.intp)
+    scales = scales_outside(d, np.arange(4), none, 2)
     assert scales.tolist() == pytest.approx([1.5, (1 + 5**0.5) / 2, (2 + 5**0.5) / 2, 3.5])
-    # a second photo of person 0 (near face 0): face 0 is left out too
-    second = np.array([[0.1, 0.0]], np.float32)
-    assert leave_one_out_scales(second, cohort, "euclidean", 1).tolist() == pytest.approx([0.9])
+    # face 1 enrolled in the simulated gallery: not in the cohort of strangers 0 and 2
+    assert scales_outside(d, np.array([0, 2]), np.array([1]), 2).tolist() == pytest.approx(
+        [3.0, (2 + 20**0.5) / 2]
+    )
 
 
 def test_an_open_set_table_in_cohort_scores_holds_when_a_domain_scales_every_distance() -> None:
@@ -118,3 +121,50 @@ def test_an_open_set_table_in_cohort_scores_holds_when_a_domain_scales_every_dis
     assert np.allclose(scored["tau"], scored_small["tau"], rtol=1e-4)
     assert not np.allclose(scored["tau"], plain["tau"], rtol=0.05)  # in other units
     assert "cohort" in scored["score"] and "score" not in plain
+
+
+def test_an_open_set_table_is_made_consistent_never_looser() -> None:
+    from model_export.impostors import monotone
+
+    # a larger gallery never gets a larger tau; a smaller rate never a larger one
+    rows = [[0.5, 0.4, 0.7], [0.6, 0.3, 0.65]]
+    assert np.allclose(monotone(rows), [[0.4, 0.4, 0.7], [0.3, 0.3, 0.65]])
+
+
+def test_a_second_domain_is_blended_and_continued_beyond_its_people() -> None:
+    from model_export.impostors import blend
+
+    reference = {1: [1.0, 1.1], 10: [0.8, 0.9], 30: [0.7, 0.8], 100: [0.6, 0.7]}
+    other = {1: [0.9, 1.0], 10: [0.6, 0.8], 30: [0.6, 0.6]}
+    out = blend(reference, other)
+    assert out[1] == pytest.approx([0.95, 1.05]) and out[10] == pytest.approx([0.7, 0.85])
+    # size 100: the other domain's mean gap over sizes 10 and 30 (-0.15, -0.15) continues
+    assert out[100] == pytest.approx([0.6 - 0.075, 0.7 - 0.075])
+
+
+def test_galleries_are_simulated_within_each_domain() -> None:
+    """Domain B is a camera where everyone looks alike (every distance halved): its
+    galleries are simulated among its own people, and the table lies between the two
+    domains' own tables."""
+    from model_export.impostors import MIN_PEOPLE, RATES, open_set_table
+
+    rng = np.random.default_rng(3)
+    n = MIN_PEOPLE + 60
+    a = rng.normal(size=(n, 8)).astype(np.float32)
+    b = (rng.normal(size=(n, 8)) * 0.5).astype(np.float32)
+    a2 = a[:40] + rng.normal(scale=0.3, size=(40, 8)).astype(np.float32)
+    b2 = b[:40] + rng.normal(scale=0.15, size=(40, 8)).astype(np.float32)
+    only_a = open_set_table(a, a2, "euclidean", reps=2)
+    only_b = open_set_table(b, b2, "euclidean", reps=2)
+    # the people with a second photo first, as open_set_faces orders them
+    first = np.concatenate([a[:40], b[:40], a[40:], b[40:]])
+    second = np.concatenate([a2, b2])
+    domains = np.array(["a"] * 40 + ["b"] * 40 + ["a"] * (n - 40) + ["b"] * (n - 40))
+    both = open_set_table(first, second, "euclidean", reps=2, domains=domains)
+    assert both["domains"]["b"]["people"] == n
+    assert both["domains"]["a"]["sizes"] == [1, 3, 10, 30]
+    assert both["domains"]["b"]["sizes"] == [1, 3, 10, 30, 100]  # beyond a's: not kept
+    j, size = RATES.index(0.01), both["sizes"].index(30)
+    tau = both["tau"][size][j]
+    assert only_b["tau"][size][j] < tau < only_a["tau"][size][j]
+    assert both["sizes"] == only_a["sizes"]  # the reference (most people, first: a) sets them

@@ -181,11 +181,15 @@ def manifest(**extra: object) -> Manifest:
 def test_the_policy_takes_the_bundles_thresholds_and_the_configs_overrides() -> None:
     table = {"margin": 0.05, "sizes": [1, 100], "rates": [0.01], "tau": [[0.5], [0.4]]}
     plain = policy_for(manifest(identify=table), RecognitionConfig())
-    assert plain == Policy("cosine", 0.6, 0.45, plain.open_set, 0.01, None, None, 10.0, 0.0)
+    assert plain == Policy(
+        "cosine", 0.6, 0.45, plain.open_set, 0.01, None, None, 10.0, 0.0, max_yaw=0.5
+    )
     assert plain.open_set is not None and plain.open_set.margin == 0.05
-    cfg = RecognitionConfig(tau=0.3, strangers_accepted=0.05, margin=0.1, min_sharpness=20.0)
+    cfg = RecognitionConfig(
+        tau=0.3, strangers_accepted=0.05, margin=0.1, min_sharpness=20.0, max_yaw=0.7
+    )
     tuned = policy_for(manifest(), cfg, min_face=64)
-    assert tuned == Policy("cosine", 0.6, 0.45, None, 0.05, 0.3, 0.1, 20.0, 64)
+    assert tuned == Policy("cosine", 0.6, 0.45, None, 0.05, 0.3, 0.1, 20.0, 64, max_yaw=0.7)
     assert tuned.rule(10).tau == 0.3 and tuned.verify_threshold() == 0.3
 
 
@@ -194,8 +198,8 @@ def test_identify_uses_the_same_per_face_path() -> None:
     decider = Policy("euclidean", 0.6, 0.5).for_gallery(FakeGallery({"Alice": [ALICE]}).matrix())
     results = Recognizer(engine, decider).faces(np.zeros((10, 10, 3), np.uint8))
     assert [r.as_dict() for r in results] == [
-        {"box": [40.0, 20.0, 100.0, 80.0], "person": "Alice", "distance": 0.2, "tau": 0.5, "known": True},
-        {"box": [40.0, 20.0, 70.0, 50.0], "person": None, "distance": 7.0711, "tau": 0.5, "known": False},
+        {"box": [40.0, 20.0, 100.0, 80.0], "person": "Alice", "distance": 0.2, "tau": 0.5, "known": True, "yaw": 0.0},
+        {"box": [40.0, 20.0, 70.0, 50.0], "person": None, "distance": 7.0711, "tau": 0.5, "known": False, "yaw": 0.0},
     ]  # fmt: skip
     assert results[0].quality.size_px == 60 and results[1].quality.sharpness == 0.0
 
@@ -254,7 +258,7 @@ def test_a_face_result_as_json() -> None:
         np.zeros((10, 10, 3), np.uint8)
     )
     assert empty.as_dict() == {"box": [40.0, 20.0, 100.0, 80.0], "person": None,
-                               "distance": None, "tau": 0.1235, "known": False}  # fmt: skip
+                               "distance": None, "tau": 0.1235, "known": False, "yaw": 0.0}  # fmt: skip
 
 
 def test_verify_compares_the_largest_face_of_each_photo() -> None:

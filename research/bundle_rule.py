@@ -1,0 +1,131 @@
+"""Does a bundle's own rule (its open-set table and cohort, the device's default config)
+keep its share of strangers on people it was not fitted on? Measured on ``select``
+people, per domain, with the galleries of ``research.openset_rules`` (``draws``): what
+a build change to the rule (``model_export.impostors``) is judged by before ``make
+bench`` reports it on ``report`` people.
+
+  .venv/bin/python -m research.bundle_rule --bundle build/bundle-sface [--bundle ...]
+
+Each gallery's tau is the bundle's for its number of embeddings at 1% (the default
+``strangers_accepted``); also shown: the share of strangers named at the stricter
+targets the table holds. Faces come from the ``research.face_table`` tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.intervals import wilson
+from edge.bundle import load_bundle
+from edge.config import RecognitionConfig
+from edge.decision import Policy, cohort_scale, distance
+from edge.recognize import policy_for
+from model_export.data import data_root
+from research.face_table import build_table
+from research.openset_rules import Table, draws
+
+logger = logging.getLogger("research.bundle_rule")
+
+
+def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, rows: np.ndarray,
+           people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Per search: nearest person, its score, the second's score (as ``Decider`` does)."""
+    d = distance(t.vec[rows], t.vec[gallery], policy.metric).astype(np.float64)
+    if policy.scored:
+        assert policy.cohort is not None
+        c = distance(t.vec[rows], policy.cohort.vectors, policy.metric)
+        d = d / cohort_scale(c, policy.cohort.k)[:, None]
+    per = np.full((len(rows), people), np.inf)
+    np.minimum.at(per.T, owner, d.T)
+    order = np.argsort(per, axis=1)
+    s1 = np.take_along_axis(per, order[:, :1], 1)[:, 0]
+    s2 = np.take_along_axis(per, order[:, 1:2], 1)[:, 0] if people > 1 else np.full(len(s1), np.inf)
+    return order[:, 0], s1, s2
+
+
+def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
+            rate: float, max_yaw: float = np.inf) -> dict[str, Any]:  # fmt: skip
+    p = dataclasses.replace(policy, strangers_accepted=rate)
+    counts = {k: 0 for k in ("mated", "correct", "wrong", "strangers", "named",
+                             "profile_mated", "profile_wrong", "profile_strangers",
+                             "profile_named")}  # fmt: skip
+    taus = []
+    for dr in draws(t, domain, gallery_people, repeats, 2):
+        rule = p.rule(len(dr.gallery))
+        taus.append(rule.tau)
+        for rows, truth, is_mated in ((dr.mated, dr.mated_owner, True),
+                                      (dr.strangers, None, False)):  # fmt: skip
+            best, s1, s2 = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people))
+            named = (s1 <= rule.tau) & (s2 - s1 >= rule.margin) & (np.abs(t.yaw[rows]) <= max_yaw)
+            prof = t.kind[rows] == "profile"
+            if is_mated:
+                right = best == truth
+                counts["mated"] += int((~prof).sum())
+                counts["correct"] += int((named & right & ~prof).sum())
+                counts["wrong"] += int((named & ~right & ~prof).sum())
+                counts["profile_mated"] += int(prof.sum())
+                counts["profile_wrong"] += int((named & ~right & prof).sum())
+            else:
+                counts["strangers"] += int((~prof).sum())
+                counts["named"] += int((named & ~prof).sum())
+                counts["profile_strangers"] += int(prof.sum())
+                counts["profile_named"] += int((named & prof).sum())
+    return {**counts, "tau": float(np.mean(taus)), "rate": rate,
+            "max_yaw": None if np.isinf(max_yaw) else max_yaw}  # fmt: skip
+
+
+def pct(k: int, n: int) -> str:
+    if not n:
+        return "-"
+    lo, hi = wilson(k, n)
+    return f"{100 * k / n:5.2f}% [{100 * lo:.2f}-{100 * hi:.2f}] ({k}/{n})"
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, action="append", required=True)
+    ap.add_argument("--faces-of", type=Path, default=None,
+                    help="the bundle whose face tables to read (same encoder), default: each")  # fmt: skip
+    ap.add_argument("--gallery", type=int, default=50)
+    ap.add_argument("--max-yaw", type=float, action="append", default=[],
+                    help="also measure a pose gate: faces turned more are never named")  # fmt: skip
+    ap.add_argument("--role", default="select", choices=("calibrate", "select"))
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "bundle_rule.json"
+    )
+    args = ap.parse_args()
+    root = data_root()
+    results: dict[str, Any] = {}
+    for bundle_dir in args.bundle:
+        bundle = load_bundle(bundle_dir)
+        policy = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
+        t = Table.load(build_table(args.faces_of or bundle_dir, args.role, root))
+        rows = results[str(bundle_dir)] = []
+        print(f"\n{bundle_dir}  {bundle.raw['encoder_id']}")
+        for domain in ("lfw", "cfp"):
+            for rate, max_yaw in [(0.01, np.inf), (0.005, np.inf), (0.002, np.inf)] + [
+                (0.01, y) for y in args.max_yaw
+            ]:
+                r = measure(policy, t, domain, args.gallery, args.repeats, rate, max_yaw)
+                rows.append({"domain": domain, **r})
+                print(f"{domain} target {rate:.1%} yaw<={max_yaw:g} tau {r['tau']:.3f}: strangers named "
+                      f"{pct(r['named'], r['strangers'])}, correct {pct(r['correct'], r['mated'])}, "
+                      f"wrong {pct(r['wrong'], r['mated'])} | profile: strangers named "
+                      f"{pct(r['profile_named'], r['profile_strangers'])}, wrong "
+                      f"{pct(r['profile_wrong'], r['profile_mated'])}")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
