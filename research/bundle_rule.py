@@ -29,7 +29,7 @@ from edge.decision import Policy, cohort_scale, distance
 from edge.recognize import policy_for
 from model_export.data import data_root
 from research.face_table import build_table
-from research.openset_rules import Table, draws
+from research.openset_rules import Table, _per_person, _two, draws
 
 logger = logging.getLogger("research.bundle_rule")
 
@@ -42,12 +42,7 @@ def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, row
         assert policy.cohort is not None
         c = distance(t.vec[rows], policy.cohort.vectors, policy.metric)
         d = d / cohort_scale(c, policy.cohort.k)[:, None]
-    per = np.full((len(rows), people), np.inf)
-    np.minimum.at(per.T, owner, d.T)
-    order = np.argsort(per, axis=1)
-    s1 = np.take_along_axis(per, order[:, :1], 1)[:, 0]
-    s2 = np.take_along_axis(per, order[:, 1:2], 1)[:, 0] if people > 1 else np.full(len(s1), np.inf)
-    return order[:, 0], s1, s2
+    return _two(_per_person(d, owner, people))
 
 
 def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
