@@ -23,6 +23,8 @@ from doc_common import (
     ci,
     domains,
     edge_keys,
+    encounters_about,
+    encounters_table,
     labels,
     not_held_out,
     peer_keys,
@@ -326,6 +328,23 @@ def headline(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def encounters_section(result: dict[str, Any]) -> str:
+    e = result.get("encounters")
+    if not e:
+        return "## Encounters\n\nNot measured in this run (`--no-encounters`)."
+    name = result["bundles"][result["default_bundle"]]["name"]
+    return "\n\n".join(
+        [
+            "## Encounters: what a household sees",
+            "The open-set figures above are per photo; the daemon names a person only when "
+            "the tracker agrees over several frames. "
+            + encounters_about(e)
+            + f" The default bundle `{name}`, {e['clips']} clips:",
+            encounters_table(e),
+        ]
+    )
+
+
 def render(result: dict[str, Any], doc: Path, json_path: Path) -> str:
     parts = [
         header(result, doc, json_path),
@@ -334,6 +353,7 @@ def render(result: dict[str, Any], doc: Path, json_path: Path) -> str:
         systems_section(result),
         pairs_section(result),
         openset_section(result),
+        encounters_section(result),
         speed_section(result),
         install_section(result),
         pi_section(result),

@@ -30,6 +30,8 @@ from doc_common import (
     ci,
     domains,
     edge_keys,
+    encounters_about,
+    encounters_table,
     labels,
     not_held_out,
     rule_row,
@@ -267,6 +269,19 @@ def recognition_measured(result: Result, doc: Path) -> str:
     return "\n".join(out) + "\n" + source(result, doc)
 
 
+def recognition_encounters(result: Result, doc: Path) -> str:
+    e = result.get("encounters")
+    if not e:
+        return "*Pending: the next `make bench` measures encounters (`bench/encounters.py`).*"
+    name = result["bundles"][_default(result)]["name"]
+    return (
+        f"{encounters_about(e)} The default bundle `{name}`:\n\n"
+        + encounters_table(e)
+        + "\n\n"
+        + source(result, doc)
+    )
+
+
 def _candidates(b: dict[str, Any]) -> dict[str, Any]:
     return (b.get("quantization") or {}).get("candidates") or {}
 
@@ -351,6 +366,7 @@ RENDERERS: dict[str, Callable[[Result, Path], str]] = {
     "recognition-strangers": recognition_strangers,
     "recognition-thresholds": recognition_thresholds,
     "recognition-measured": recognition_measured,
+    "recognition-encounters": recognition_encounters,
     "bundle-quantization": bundle_quantization,
     "bundle-variants": bundle_variants,
 }

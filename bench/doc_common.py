@@ -64,3 +64,43 @@ def rule_row(name: str, rule: str, r: dict[str, Any]) -> list[str]:
     """One open-set table row: a system's rule with its tau, margin and the four rates."""
     return [name, rule, f"{r['tau']:.3f}", f"{r['margin']:g}",
             ci(r["dir"]), ci(r["wrong"]), ci(r["unknown"]), ci(r["fpir"])]  # fmt: skip
+
+
+ENCOUNTER_COLUMNS = ["domain", "strangers' encounters named", "mated encounters: named right",
+                     "wrong name", "left unknown"]  # fmt: skip
+
+
+def encounters_about(e: dict[str, Any]) -> str:
+    """How the encounters were made, in a sentence or two, for the docs."""
+    w, h = e["frame_size"]
+    return (
+        f"Each stranger photo of the open sets, and the first probe photo of each enrolled "
+        f"person, becomes a clip of {e['frames_per_clip']} frames ({w}x{h}) in which the face "
+        "comes nearer the camera, with the light changing a little, sensor noise and JPEG "
+        "compression; each clip runs through the daemon's own pipeline and tracker "
+        "(default config: a name needs `k = 3` of the track's last `n = 5` frames) against "
+        "the domain's SQLite gallery, enrolled through `edge.enroll`. An encounter is "
+        "*named* when the tracker publishes a `recognized` event in it "
+        "(`bench/encounters.py`)."
+    )
+
+
+def encounters_table(e: dict[str, Any]) -> str:
+    """The encounter-level figures of ``make bench`` (bench/encounters.py), one row per
+    domain, and the street clip's line."""
+    rows = [
+        [DOMAIN_NAMES.get(d, d)]
+        + [ci(r[k]) for k in ("strangers_named", "named_right", "wrong_name", "left_unknown")]
+        for d, r in e["domains"].items()
+    ]
+    s = e["street"]
+    named = ", ".join(s["recognized"]) or "nobody"
+    return (
+        table(
+            ENCOUNTER_COLUMNS,
+            rows,
+        )
+        + f"\n\nThe street clip ({s['frames']} frames, pedestrians nobody enrolled), against "
+        f"the LFW gallery of {s['gallery_people']} people: {s['tracks']} tracks, named: "
+        f"{named}."
+    )

@@ -4,7 +4,7 @@ the same photos and clip for every system, each with its own detector and thresh
 
     .venv/bin/python bench/suite.py [--bundle build/bundle-sface ...] [--limit-pairs N]
         [--people 200] [--strangers 1500] [--cfp-people 60] [--cfp-strangers 60]
-        [--rounds 5] [--clip-rounds 3] [--fresh]
+        [--rounds 5] [--clip-rounds 3] [--no-encounters] [--fresh]
 
 Writes bench/results/benchmarks.json, the plots in docs/benchmarks/, docs/BENCHMARKS.md
 and the generated blocks of README.md and docs/ (``make bench``). See bench/README.md.
@@ -27,6 +27,7 @@ from typing import Any
 import accuracy
 import bench_doc
 import doc_blocks
+import encounters
 import intervals
 import numpy as np
 import openset
@@ -130,6 +131,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--speed-faces", type=int, default=50, help="photos per speed round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds")
     p.add_argument("--clip-rounds", type=int, default=3, help="interleaved rounds on the clip")
+    p.add_argument("--no-encounters", dest="encounters", action="store_false",
+                   help="skip the encounter-level measurement (bench/encounters.py)")  # fmt: skip
     p.add_argument("--clip-frames", type=int, help="at most N frames of the clip (quick runs)")
     p.add_argument("--distractors", type=int, default=60, help="LFW people in the clip's gallery")
     p.add_argument("--fresh", action="store_true", help="redo the cached photo passes")
@@ -324,6 +327,16 @@ def main() -> None:
         for s in systems
     }
 
+    encounter = None
+    if args.encounters:
+        default = next(s for s in systems if s.kind == "edge")
+        step(
+            "encounters: the daemon's k of n on clips made of the open sets' photos, the street clip"
+        )
+        encounter = encounters.measure(Path(default.info["bundle"]), plans, inputs.copies, root,
+                                       progress=step)  # fmt: skip
+        print(encounters.table(encounter), flush=True)
+
     chosen = speed_photos(runs, pair_photos, args.speed_faces)
     step(f"speed: {len(chosen)} photos, {args.rounds} interleaved rounds")
     speed_rounds = timing.speed_rounds(systems, chosen, args.rounds)
@@ -374,6 +387,7 @@ def main() -> None:
         },
         "pairs": pair_results,
         "openset": open_results,
+        **({"encounters": encounter} if encounter else {}),
         "speed": {
             "photos": [shown(p, root) for p in chosen],
             "rounds": speed_rounds,

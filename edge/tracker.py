@@ -91,6 +91,10 @@ class Tracker:
         """The number of live tracks."""
         return len(self._tracks)
 
+    def started(self) -> int:
+        """The number of tracks started since this tracker was made."""
+        return self._next_id - 1
+
     def update(self, faces: list[tuple[BBox, Match]], now: float) -> list[RecognitionEvent]:
         """Assign this frame's faces to tracks and return the events they complete."""
         assigned = self._assign([box for box, _ in faces])

@@ -45,15 +45,24 @@ def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, row
     return _two(_per_person(d, owner, people))
 
 
+#: what a gallery's size is counted in when the table is read: the device's choice
+#: (``edge.decision.gallery_size``) and the alternatives measured against it
+KEYS = {
+    "embeddings": lambda embeddings, people: embeddings,
+    "people": lambda embeddings, people: people,
+    "geometric": lambda embeddings, people: round(float(np.sqrt(embeddings * people))),
+}
+
+
 def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
-            rate: float, max_yaw: float = np.inf) -> dict[str, Any]:  # fmt: skip
+            rate: float, max_yaw: float = np.inf, key: str = "embeddings") -> dict[str, Any]:  # fmt: skip
     p = dataclasses.replace(policy, strangers_accepted=rate)
     counts = {k: 0 for k in ("mated", "correct", "wrong", "strangers", "named",
                              "profile_mated", "profile_wrong", "profile_strangers",
                              "profile_named")}  # fmt: skip
     taus = []
     for dr in draws(t, domain, gallery_people, repeats, 2):
-        rule = p.rule(len(dr.gallery))
+        rule = p.rule(KEYS[key](len(dr.gallery), len(dr.people)))
         taus.append(rule.tau)
         for rows, truth, is_mated in ((dr.mated, dr.mated_owner, True),
                                       (dr.strangers, None, False)):  # fmt: skip
@@ -72,7 +81,7 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
                 counts["named"] += int((named & ~prof).sum())
                 counts["profile_strangers"] += int(prof.sum())
                 counts["profile_named"] += int((named & prof).sum())
-    return {**counts, "tau": float(np.mean(taus)), "rate": rate,
+    return {**counts, "tau": float(np.mean(taus)), "rate": rate, "key": key,
             "max_yaw": None if np.isinf(max_yaw) else max_yaw}  # fmt: skip
 
 
@@ -93,6 +102,8 @@ def main() -> None:
     ap.add_argument("--max-yaw", type=float, action="append", default=[],
                     help="also measure a pose gate: faces turned more are never named")  # fmt: skip
     ap.add_argument("--role", default="select", choices=("calibrate", "select"))
+    ap.add_argument("--key", action="append", choices=sorted(KEYS), default=[],
+                    help="count a gallery's size in these (default: embeddings)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bundle_rule.json"
@@ -107,12 +118,13 @@ def main() -> None:
         rows = results[str(bundle_dir)] = []
         print(f"\n{bundle_dir}  {bundle.raw['encoder_id']}")
         for domain in ("lfw", "cfp"):
-            for rate, max_yaw in [(0.01, np.inf), (0.005, np.inf), (0.002, np.inf)] + [
-                (0.01, y) for y in args.max_yaw
-            ]:
-                r = measure(policy, t, domain, args.gallery, args.repeats, rate, max_yaw)
+            for rate, max_yaw, key in [(0.01, np.inf, "embeddings"), (0.005, np.inf, "embeddings"),
+                                       (0.002, np.inf, "embeddings")] + [
+                (0.01, y, "embeddings") for y in args.max_yaw
+            ] + [(0.01, np.inf, k) for k in args.key]:  # fmt: skip
+                r = measure(policy, t, domain, args.gallery, args.repeats, rate, max_yaw, key)
                 rows.append({"domain": domain, **r})
-                print(f"{domain} target {rate:.1%} yaw<={max_yaw:g} tau {r['tau']:.3f}: strangers named "
+                print(f"{domain} target {rate:.1%} yaw<={max_yaw:g} key {key} tau {r['tau']:.3f}: strangers named "
                       f"{pct(r['named'], r['strangers'])}, correct {pct(r['correct'], r['mated'])}, "
                       f"wrong {pct(r['wrong'], r['mated'])} | profile: strangers named "
                       f"{pct(r['profile_named'], r['profile_strangers'])}, wrong "

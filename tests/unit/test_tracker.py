@@ -91,9 +91,11 @@ def test_leaving_and_coming_back_respects_the_cooldown() -> None:
     assert len(clip.events) == 1
     clip.empty(3)
     assert clip.tracker.tracks() == 0
+    assert clip.tracker.started() == 1
     for _ in range(10):  # back within the cooldown: a new track, no event
         clip.frame((LEFT, known("alice")))
     assert len(clip.events) == 1
+    assert clip.tracker.started() == 2
     clip.empty(3)
     clip.now += 60.0
     for _ in range(3):
@@ -135,6 +137,7 @@ def test_unknown_needs_a_window_without_names() -> None:
     for _ in range(4):
         clip.frame((LEFT, stranger()))
     assert clip.events == []
+    assert clip.tracker.started() == 1
     [event] = clip.frame((LEFT, stranger()))  # alice has left the window of 5
     assert event.type == "unknown" and event.frames == 6
 
