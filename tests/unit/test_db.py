@@ -51,7 +51,7 @@ def test_a_connection_has_no_path_and_stays_the_callers() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     db = open_store(conn)
     assert db.path is None and db.conn is conn
-    db.purge()  # nothing to purge in memory: no error
+    assert db.purge() is True  # nothing to purge in memory: no error, nothing left
     conn.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer"):
         open_store(conn)

@@ -388,3 +388,41 @@ def test_scores_only_with_the_bundles_table() -> None:
         assert not off.scored
         assert off.scores(probe, ranked) == ranked
     assert policy(open_set=table, cohort=cohort).scores(probe, []) == []
+
+
+def test_cohort_scale_is_exact_on_many_faces_and_in_double_precision() -> None:
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.2, 2.0, (20, 200)).astype(np.float32)
+    want = np.sort(d.astype(np.float64), axis=1)[:, :50].mean(axis=1)
+    got = cohort_scale(d, 50)
+    assert got.dtype == np.float64  # a float32 row is averaged in double precision
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_cohort_checks_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"^cohort: not every value is a finite number$"):
+        Cohort(np.array([[1.0, np.inf]], np.float32), 1)
+    with pytest.raises(ValueError, match=r"^cohort: k must be in \[1, 3\] \(its faces\), got 4$"):
+        Cohort(np.zeros((3, 5), np.float32), 4)
+
+
+def test_a_cosine_cohort_scales_by_cosine_distances() -> None:
+    # faces not of unit length: a euclidean scale would differ from the cosine one
+    cohort = Cohort(np.array([[3.0, 0.0], [0.0, 5.0]], np.float32), k=2)
+    probe = np.array([2.0, 2.0])
+    cos = 1 - math.cos(math.pi / 4)
+    assert cohort.scale(probe, "cosine") == pytest.approx(cos)
+    table = OpenSetTable.from_json(TABLE)
+    p = policy(metric="cosine", open_set=table, cohort=cohort)
+    [c] = p.scores(probe, [Candidate("alice", 0.1)])
+    assert c.distance == pytest.approx(0.1 / cos)
+
+
+def test_the_table_interpolates_inside_and_continues_its_last_step_outside() -> None:
+    # the last step spans two decades: it continues at its own slope per decade
+    t = OpenSetTable(0.0, (1, 10, 1000), (0.01,), ((0.9,), (0.8,), (0.6,)))
+    assert t.tau_for(1, 0.01) == pytest.approx(0.9)  # inside: read off, not extrapolated
+    assert t.tau_for(100, 0.01) == pytest.approx(0.7)
+    assert t.tau_for(10**4, 0.01) == pytest.approx(0.5)  # 0.1 less per decade
+    one = OpenSetTable(0.0, (10.0,), (0.01,), ((0.42,),))
+    assert one.tau_for(10**4, 0.01) == pytest.approx(0.42)  # one size: nothing to continue

@@ -5,6 +5,7 @@ tests/integration/test_daemon.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from fakes import ENCODER, FakeClock, FakeEngine, FakeFace, FakeGallery, ListSin
 
 from edge.bundle import Manifest
 from edge.config import RecognitionConfig
-from edge.decision import Policy
+from edge.decision import Cohort, Policy
 from edge.gallery import EncoderMismatchError
 from edge.pipeline import Pipeline
 from edge.recognize import NoFaceError, Recognizer, compare, policy_for
@@ -191,6 +192,8 @@ def test_the_policy_takes_the_bundles_thresholds_and_the_configs_overrides() -> 
     tuned = policy_for(manifest(), cfg, min_face=64)
     assert tuned == Policy("cosine", 0.6, 0.45, None, 0.05, 0.3, 0.1, 20.0, 64, max_yaw=0.7)
     assert tuned.rule(10).tau == 0.3 and tuned.verify_threshold() == 0.3
+    cohort = Cohort(np.ones((3, 2), np.float32), 2)
+    assert policy_for(manifest(identify=table), RecognitionConfig(), cohort=cohort).cohort is cohort
 
 
 def test_identify_uses_the_same_per_face_path() -> None:
@@ -259,6 +262,8 @@ def test_a_face_result_as_json() -> None:
     )
     assert empty.as_dict() == {"box": [40.0, 20.0, 100.0, 80.0], "person": None,
                                "distance": None, "tau": 0.1235, "known": False, "yaw": 0.0}  # fmt: skip
+    turned = replace(empty, quality=replace(empty.quality, yaw=-0.45678))
+    assert turned.as_dict()["yaw"] == -0.457  # three decimals
 
 
 def test_verify_compares_the_largest_face_of_each_photo() -> None:
