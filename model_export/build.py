@@ -47,7 +47,7 @@ from model_export.evaluate import embed_chips, evaluate_bundle, postprocess
 from model_export.faces import crops_for
 from model_export.golden import agreement
 from model_export.landmark_import import save_npz
-from model_export.open_set import OpenSetError, fit_into, open_set_faces
+from model_export.open_set import OpenSetError, fit_faces, open_set_faces
 from model_export.quantize import (
     RULE,
     Candidate,
@@ -334,13 +334,10 @@ def _build_into(
         _calibrate_into(staging, manifest, pairs, float_path)
     mirror = manifest["encoder"]["mirror_average"]
     logger.info("[%d/%d] impostor distances and golden embeddings", steps, steps)
-    first, second, domains = open_set_faces(people, detector, aligner)
-    vectors = postprocess(
-        embed_chips(int8, np.concatenate([first, second]), "open-set faces"), spec, mirror
-    )
+    faces = open_set_faces(people, detector, aligner)
+    vectors = postprocess(embed_chips(int8, faces.chips(), "open-set faces"), spec, mirror)
     try:
-        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :], src.metric,
-                 domains)  # fmt: skip
+        fit_faces(staging, manifest, faces, vectors, src.metric)
     except OpenSetError as exc:
         raise EncoderError(str(exc)) from exc
     golden_float = postprocess(embed_chips(flt, golden_crops.chips, "golden"), spec, mirror)

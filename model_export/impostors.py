@@ -4,7 +4,9 @@ build time so the device can choose its identification rule (edge.decision).
 From the calibrate people (one or two photos each), many galleries of N people are
 simulated within each domain (LFW, CFP): the first photo of N people is enrolled (those
 with a second photo always among them, being few), the second photos of those people are
-known probes, the first photos of everyone else of that domain are strangers. For each
+known probes, the first photos of everyone else of that domain are strangers, and so are
+their further photos when the build gives them (``more``: CFP's few people then give ten
+times the strangers' searches, so the 1% tau rests on more than a handful of faces). For each
 margin (the nearest person must beat the second by it) and each target share of
 strangers accepted, the tau that gives it is read off the strangers'
 distances, and the share of known probes then named correctly is measured. The margin
@@ -20,6 +22,8 @@ scaled by (:func:`scales_outside`), as on a device, where the cohort holds none 
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,7 +51,11 @@ def _two_nearest(
 
 
 def scales_outside(
-    to_cohort: NDArray[np.float64], rows: NDArray[np.intp], left_out: NDArray[np.intp], k: int
+    to_cohort: NDArray[np.float64],
+    rows: NDArray[np.intp],
+    left_out: NDArray[np.intp],
+    k: int,
+    own: NDArray[np.intp] | None = None,
 ) -> NDArray[np.float64]:
     """The cohort scales of probes ``rows`` (row i of ``to_cohort``: probe i's distances to
     the cohort, whose face i is person i) with the cohort faces ``left_out`` (a simulated
@@ -55,10 +63,11 @@ def scales_outside(
     there is in the bundle's cohort, and nor is whoever stands at the door. Left in, a
     stranger who resembles an enrolled person would have that person among its nearest
     cohort faces, a smaller scale and a larger score: the simulation would see fewer
-    strangers named than a device does."""
+    strangers named than a device does. ``own``: each probe's person (its cohort face)
+    where the probe is not that person's first photo (default: ``rows``)."""
     d = to_cohort[rows].copy()
     d[:, left_out] = np.inf
-    d[np.arange(len(rows)), rows] = np.inf
+    d[np.arange(len(rows)), rows if own is None else own] = np.inf
     return cohort_scale(d, k)
 
 
@@ -71,11 +80,13 @@ def _simulate(
     sizes: list[int],
     reps: int,
     rng: np.random.Generator,
+    more: Extra | None = None,
 ) -> dict[int, dict[str, NDArray]]:
     """Galleries of each size drawn from the people ``members`` (indices of ``first``;
     those below ``q`` have a second photo): per size, the strangers' (s1, s2) and the
     known probes' (k1, k2, right person) over ``reps`` draws. ``scaled``: the distances of
-    first and second photos to the cohort, and k."""
+    first and second photos to the cohort, and k. ``more``: further photos of the people,
+    each a stranger's search too whenever its person is outside the gallery."""
     mine = np.zeros(len(d_first), bool)
     mine[members] = True
     two, one = members[members < q], members[members >= q]
@@ -97,6 +108,13 @@ def _simulate(
                 c_first, c_second, k = scaled
                 d_out = d_out / scales_outside(c_first, outside, gallery, k)[:, None]
                 d_known = d_known / scales_outside(c_second, known, gallery, k)[:, None]
+            if more is not None:
+                rows = np.flatnonzero(inside[more.owner])
+                d_more = more.to_first[np.ix_(rows, gallery)]
+                if scaled is not None:
+                    d_more = d_more / scales_outside(more.to_cohort, rows, gallery, scaled[2],
+                                                     own=more.owner[rows])[:, None]  # fmt: skip
+                d_out = np.concatenate([d_out, d_more])
             s1, s2, _ = _two_nearest(d_out)
             k1, k2, top = _two_nearest(d_known)
             for key, value in (("s1", s1), ("s2", s2), ("k1", k1), ("k2", k2),
@@ -104,6 +122,16 @@ def _simulate(
                 acc[key].append(value)
         out[n] = {k: np.concatenate(v) for k, v in acc.items()}
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """Further stranger photos: their distances to every first photo and to the cohort,
+    and whose they are (an index of the first photos)."""
+
+    to_first: NDArray[np.float64]
+    to_cohort: NDArray[np.float64]
+    owner: NDArray[np.intp]
 
 
 def _taus(sim: dict[int, dict[str, NDArray]], margin: float) -> dict[int, list[float]]:
@@ -167,6 +195,7 @@ def open_set_table(
     cohort: NDArray[np.float32] | None = None,
     cohort_k: int = COHORT_K,
     domains: NDArray[np.str_] | None = None,
+    more: tuple[NDArray[np.float32], NDArray[np.intp]] | None = None,
 ) -> dict[str, object]:
     """``first``: one embedding per person (P people); ``second``: another photo of the
     first Q of them. Returns the chosen margin and its tau for every (gallery size, rate).
@@ -195,6 +224,14 @@ def open_set_table(
     if cohort is not None:
         scaled = (distance(first, cohort, metric).astype(np.float64),
                   distance(second, cohort, metric).astype(np.float64), cohort_k)  # fmt: skip
+    extra = None
+    if more is not None and len(more[0]):
+        vectors, owner = more
+        extra = Extra(
+            distance(vectors, first, metric).astype(np.float64),
+            distance(vectors, cohort if cohort is not None else first, metric).astype(np.float64),
+            np.asarray(owner, np.intp),
+        )
     names, counts = np.unique(labels, return_counts=True)
     ranked = [str(n) for n, c in sorted(zip(names, counts, strict=True), key=lambda x: -x[1])]
     reference = ranked[0]
@@ -206,7 +243,7 @@ def open_set_table(
         room = len(members) - (100 if name == reference else MIN_DOMAIN_STRANGERS)
         sizes = [n for n in SIZES if n <= room]
         if sizes and (members < q).sum() >= 1:
-            sims[name] = _simulate(d_first, d_second, scaled, members, q, sizes, reps, rng)
+            sims[name] = _simulate(d_first, d_second, scaled, members, q, sizes, reps, rng, extra)
     ref = sims[reference]
     correct = {m: _correct(ref, _taus(ref, m), m) for m in MARGINS}
     sizes = list(ref)

@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,13 @@ def fit_into(
     second: NDArray[np.float32],
     metric: str,
     domains: NDArray[np.str_] | None = None,
+    more: tuple[NDArray[np.float32], NDArray[np.intp]] | None = None,
 ) -> None:
     """Write the cohort (``first``: one face per calibrate person, as float16, what the
     device reads) into ``staging`` and the table, the cohort's entry and tau.identify into
     ``manifest``. ``second``: another face of the first people, in the same order; ``domains``: each
-    first face's domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``)."""
+    first face's domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``);
+    ``more``: further faces and the index of each one's person, searched as strangers too."""
     if len(first) < MIN_PEOPLE:
         raise OpenSetError(
             f"only {len(first)} calibrate people are left to fit the open-set table on (at "
@@ -53,9 +56,12 @@ def fit_into(
         )
     cohort = first.astype(np.float16)
     np.save(staging / COHORT_FILE, cohort, allow_pickle=False)
-    table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32), domains=domains)
+    table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32),
+                           domains=domains, more=more)  # fmt: skip
+    further = 0 if more is None else len(more[0])
     table["people_from"] = (
-        f"{len(first)} calibrate people of data/splits.json (first and second photo)"
+        f"{len(first)} calibrate people of data/splits.json (first and second photo; "
+        f"{further} further photos searched as strangers)"
     )
     manifest["identify"] = table
     manifest["cohort"] = {
@@ -74,26 +80,64 @@ def fit_into(
     )
 
 
+#: further photos of each calibrate person, at most, searched as strangers in the
+#: simulation (research/OPENSET.md: CFP's 87 people alone left its 1% tau to a few faces)
+MORE_PHOTOS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetFaces:
+    """The calibrate people's chips for the open-set simulation: one photo of every person
+    (those with a second photo first), the second photos in the same order, each first
+    photo's domain (the key's first part: ``lfw/Name`` is ``lfw``), and further photos
+    with the index of their person among the first."""
+
+    first: np.ndarray
+    second: np.ndarray
+    domains: NDArray[np.str_]
+    more: np.ndarray
+    owner: NDArray[np.intp]
+
+    def chips(self) -> np.ndarray:
+        """Every chip, first, second and further photos, in that order (embed them, then
+        :func:`fit_faces`)."""
+        return np.concatenate([self.first, self.second, self.more])
+
+
 def open_set_faces(
-    people: dict[str, list[Path]], detector: FaceDetector, aligner: Aligner
-) -> tuple[np.ndarray, np.ndarray, NDArray[np.str_]]:
-    """Chips of one photo of every person (those with a second photo first) and of the
-    second photos, in the same order, for the open-set simulation; and each first photo's
-    domain (the key's first part: ``lfw/Name`` is ``lfw``)."""
-    keyed = sorted(((k, v[:2]) for k, v in sorted(people.items())), key=lambda kv: -len(kv[1]))
-    crops = crops_for([p for _, two in keyed for p in two], detector, aligner, "open-set faces")
-    index = {p: i for i, p in enumerate(crops.paths)}
-    usable = [(k, two) for k, two in keyed if two[0] in index]  # an unreadable first photo: out
-    both = [(k, two) for k, two in usable if len(two) == 2 and two[1] in index]
-    rest = [(k, two) for k, two in usable if not (len(two) == 2 and two[1] in index)]
-    firsts = [two[0] for _, two in both] + [two[0] for _, two in rest]
-    seconds = [two[1] for _, two in both]
-    domains = np.array([k.split("/", 1)[0] for k, _ in both + rest])
-    return (
-        crops.chips[[index[p] for p in firsts]],
-        crops.chips[[index[p] for p in seconds]],
-        domains,
+    people: dict[str, list[Path]],
+    detector: FaceDetector,
+    aligner: Aligner,
+    more: int = MORE_PHOTOS,
+) -> OpenSetFaces:
+    """The chips of the calibrate people's first, second and up to ``more`` further
+    photos (an unreadable first photo leaves its person out)."""
+    keyed = sorted(
+        ((k, v[: 2 + more]) for k, v in sorted(people.items())), key=lambda kv: -min(len(kv[1]), 2)
     )
+    crops = crops_for([p for _, ps in keyed for p in ps], detector, aligner, "open-set faces")
+    index = {p: i for i, p in enumerate(crops.paths)}
+    usable = [(k, ps) for k, ps in keyed if ps[0] in index]
+    both = [(k, ps) for k, ps in usable if len(ps) >= 2 and ps[1] in index]
+    rest = [(k, ps) for k, ps in usable if not (len(ps) >= 2 and ps[1] in index)]
+    ordered = both + rest
+    further = [(j, p) for j, (_, ps) in enumerate(ordered) for p in ps[2:] if p in index]
+    return OpenSetFaces(
+        crops.chips[[index[ps[0]] for _, ps in ordered]],
+        crops.chips[[index[ps[1]] for _, ps in both]],
+        np.array([k.split("/", 1)[0] for k, _ in ordered]),
+        crops.chips[[index[p] for _, p in further]],
+        np.array([j for j, _ in further], np.intp),
+    )
+
+
+def fit_faces(
+    staging: Path, manifest: dict[str, Any], faces: OpenSetFaces, vectors: np.ndarray, metric: str
+) -> None:
+    """:func:`fit_into` from the embeddings of ``faces.chips()``, in that order."""
+    p, q = len(faces.first), len(faces.second)
+    fit_into(staging, manifest, vectors[:p], vectors[p : p + q], metric, faces.domains,
+             more=(vectors[p + q :], faces.owner))  # fmt: skip
 
 
 def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
@@ -112,8 +156,8 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
     engine = load_engine(bundle)
     people, _ = fitting_people(data_root, None, bundle_dir)
     logger.info("open-set faces of %d calibrate people through %s", len(people), m.encoder_id)
-    first, second, domains = open_set_faces(people, engine.detector, engine.aligner)
-    raw = embed_chips(engine.embedder, np.concatenate([first, second]), "open-set faces")  # type: ignore[arg-type]
+    faces = open_set_faces(people, engine.detector, engine.aligner)
+    raw = embed_chips(engine.embedder, faces.chips(), "open-set faces")  # type: ignore[arg-type]
     vectors = postprocess(raw, m.encoder, m.encoder.mirror_average)
     manifest = {k: v for k, v in bundle.raw.items() if k not in ("format", "files", "encoder_id")}
     encoder_id = bundle.raw["encoder_id"]
@@ -126,8 +170,7 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
         for extra in sorted(p for p in bundle_dir.iterdir() if p.is_file()):
             if extra.name not in bundle.raw["files"] and extra.name != MANIFEST:
                 shutil.copy2(extra, staging / extra.name)  # e.g. a trained bundle's pairs
-        fit_into(staging, manifest, vectors[: len(first)], vectors[len(first) :],
-                 m.encoder.metric, domains)  # fmt: skip
+        fit_faces(staging, manifest, faces, vectors, m.encoder.metric)
         manifest["cohort"]["fitted_by"] = (
             f"model-export calibrate, {datetime.now(UTC):%Y-%m-%d}, through the bundle's "
             f"{m.encoder.quantization} encoder"

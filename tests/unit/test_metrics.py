@@ -168,3 +168,45 @@ def test_galleries_are_simulated_within_each_domain() -> None:
     tau = both["tau"][size][j]
     assert only_b["tau"][size][j] < tau < only_a["tau"][size][j]
     assert both["sizes"] == only_a["sizes"]  # the reference (most people, first: a) sets them
+
+
+def test_a_further_photo_leaves_its_own_person_out_of_its_cohort() -> None:
+    from model_export.impostors import scales_outside
+
+    cohort = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [4.0, 0.0]], np.float32)
+    probe = np.array([[0.9, 0.1]], np.float32)  # another photo of person 1, row 0 of d
+    d = np.linalg.norm(probe[:, None] - cohort[None], axis=2).astype(np.float64)
+    none = np.array([], np.intp)
+    mine = scales_outside(d, np.array([0]), none, 2, own=np.array([1]))
+    assert mine.tolist() == pytest.approx([(d[0, 0] + d[0, 2]) / 2])  # faces 0 and 2
+    assert scales_outside(d, np.array([0]), none, 2).tolist() == pytest.approx(
+        [(d[0, 1] + d[0, 2]) / 2]  # without own: row 0 is taken for person 0
+    )
+
+
+def test_further_photos_are_searched_as_strangers_outside_their_gallery() -> None:
+    """A person's further photos are strangers' searches only while that person is not
+    enrolled; with none, the table is what it was."""
+    from model_export.impostors import MIN_PEOPLE, Extra, _simulate, open_set_table
+
+    rng = np.random.default_rng(5)
+    n = MIN_PEOPLE + 20
+    first = rng.normal(size=(n, 8)).astype(np.float32)
+    second = first[:30] + rng.normal(scale=0.3, size=(30, 8)).astype(np.float32)
+    owner = np.repeat(np.arange(n), 2)
+    further = first[owner] + rng.normal(scale=0.3, size=(2 * n, 8)).astype(np.float32)
+    plain = open_set_table(first, second, "euclidean", reps=2)
+    empty = (np.zeros((0, 8), np.float32), np.zeros(0, np.intp))
+    assert open_set_table(first, second, "euclidean", reps=2, more=empty)["tau"] == plain["tau"]
+    more = open_set_table(first, second, "euclidean", reps=2, more=(further, owner))
+    assert more["tau"] != plain["tau"] and more["sizes"] == plain["sizes"]
+    d_first = np.linalg.norm(first[:, None] - first[None], axis=2).astype(np.float64)
+    d_second = np.linalg.norm(second[:, None] - first[None], axis=2).astype(np.float64)
+    d_more = np.linalg.norm(further[:, None] - first[None], axis=2).astype(np.float64)
+    members = np.arange(n)
+    extra = Extra(d_more, d_more, owner)
+    sims = [_simulate(d_first, d_second, None, members, 30, [10], 1, np.random.default_rng(0), e)
+            for e in (None, extra)]  # fmt: skip
+    # n - 10 strangers' first photos, and then their two further photos each
+    assert len(sims[0][10]["s1"]) == n - 10
+    assert len(sims[1][10]["s1"]) == 3 * (n - 10)
