@@ -56,6 +56,31 @@ class CameraConfig:
     name: Annotated[str, Field(min_length=1, max_length=64)] = "camera"
     max_fps: Annotated[float, Field(ge=0, le=120)] = 0.0
     min_face: Annotated[int, Field(ge=8, le=1000)] = 40
+    zones: list[list[tuple[float, float]]] = field(default_factory=list)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, v: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for i, polygon in enumerate(v, 1):
+            if len(polygon) < 3:
+                raise ValueError(f"zone {i}: expected at least 3 [x, y] points, got {len(polygon)}")
+            for x, y in polygon:
+                if not (0 <= x <= 1 and 0 <= y <= 1):
+                    raise ValueError(
+                        f"zone {i}: point [{x:g}, {y:g}] is outside the frame: "
+                        "give x and y as shares of the width and height, 0-1"
+                    )
+        return v
+
+
+@dataclass(frozen=True, config=_STRICT)
+class PipelineConfig:
+    schedule: bool = True
+    max_embeds_per_s: Annotated[float, Field(ge=0, le=1000)] = 8.0
+    recheck_s: Annotated[float, Field(ge=0, le=60)] = 0.1
+    identity_check_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    unknown_check_s: Annotated[float, Field(ge=0, le=3600)] = 0.5
+    motion_gate: bool = True
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -139,6 +164,7 @@ class Config:
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file it was read from; None for built-in defaults

@@ -268,9 +268,13 @@ class Policy:
         """Is a face (its detector box) big enough to be recognised at all?"""
         return box.short_side >= self.min_face
 
+    def usable(self, q: FaceQuality) -> bool:
+        """Is a face sharp and frontal enough to trust its verdict?"""
+        return q.sharpness >= self.min_sharpness and abs(q.yaw) <= self.max_yaw
+
     def gate(self, match: Match, q: FaceQuality) -> Match:
         """A name is kept only for a face sharp and frontal enough to trust."""
-        if match.known and (q.sharpness < self.min_sharpness or abs(q.yaw) > self.max_yaw):
+        if match.known and not self.usable(q):
             return Match(None, match.distance, match.tau, False)
         return match
 

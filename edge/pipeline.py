@@ -1,7 +1,11 @@
-"""One frame through the system: the per-face path (``edge.recognize``: detect, skip small
-faces, align, embed, decide), the tracker, and the events to the sink. Keeps the
-per-stage latency figures and re-reads the gallery when the enrollment CLI changes it
-(checked at most once every ``reload_check_s``) or on request (SIGHUP).
+"""One frame through the system: the motion gate (``edge.motion``: no detector while
+nothing moves and no track is alive; a scene cut ends every track), detection (faces too
+small or outside the zones are dropped), the tracker's ``follow``, alignment and quality,
+the encoder for the faces the schedule picks (``edge.schedule``), the decision
+(``edge.decision``), the tracker's ``vote`` and the events to the sink. Keeps the
+per-stage latency figures and the counts of detector and encoder calls, and re-reads the
+gallery when the enrollment CLI changes it (checked at most once every
+``reload_check_s``) or on request (SIGHUP).
 
 Everything it talks to is a port (``edge.ports``), so ``tests/unit/test_pipeline.py``
 runs it on in-memory fakes (``tests/fakes.py``) and the daemon on the real parts.
@@ -11,14 +15,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
 from edge.decision import Decider, Policy
 from edge.images import encode_crop
+from edge.motion import MotionGate, MotionSettings
 from edge.ports import Clock, Engine, EventSink, FaceTracker, GalleryReader, SystemClock
-from edge.recognize import Recognizer
+from edge.quality import measure
+from edge.schedule import EmbedSchedule, ScheduleSettings, View
 from edge.stats import Stats, Stopwatch
-from edge.types import Frame, GalleryMatrix, RecognitionEvent
+from edge.types import Detection, Frame, GalleryMatrix, RecognitionEvent
+from edge.zones import Polygon, in_zones
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +51,20 @@ class Pipeline:
         include_crop: bool = False,
         clock: Clock | None = None,
         reload_check_s: float = RELOAD_CHECK_S,
+        schedule: ScheduleSettings | None = None,
+        motion: MotionSettings | None = None,
+        zones: Sequence[Polygon] = (),
     ) -> None:
+        """``schedule``: None embeds every face of every frame; ``motion``: None runs the
+        detector on every frame; ``zones``: where faces count (``edge.zones``)."""
         self.engine, self.gallery, self.policy = engine, gallery, policy
         self.encoder_id, self.tracker, self.sink = encoder_id, tracker, sink
         self.include_crop = include_crop
         self.clock = clock or SystemClock()
         self.reload_check_s = reload_check_s
+        self.schedule = EmbedSchedule(schedule or ScheduleSettings(enabled=False))
+        self.motion = MotionGate(motion) if motion is not None else None
+        self.zones = list(zones)
         self.stats = Stats(started=self.clock.monotonic())
         self._reload = threading.Event()
         self.load_gallery()
@@ -87,12 +103,51 @@ class Pipeline:
         except Exception:  # a broken gallery keeps the last good one
             logger.exception("could not re-read the gallery; keeping the previous one")
 
+    def _detect(self, frame: Frame) -> list[Detection]:
+        """The frame's faces worth following, or none when the motion gate says nothing
+        moved and no track is alive."""
+        if self.motion is not None:
+            scene = self.motion.look(frame.image)
+            if scene == "cut":
+                self.tracker.reset()
+            if scene == "still" and not self.tracker.tracks():
+                self.stats.skipped += 1
+                return []
+            self.motion.detected()
+        self.stats.detector_runs += 1
+        h, w = frame.image.shape[:2]
+        policy = self.decider.policy
+        return [
+            d for d in self.engine.detect(frame.image)
+            if policy.looked_at(d.box) and in_zones(d.box, self.zones, w, h)
+        ]  # fmt: skip
+
     def process(self, frame: Frame) -> list[RecognitionEvent]:
         self._maybe_reload()
         watch = Stopwatch()
-        faces = Recognizer(self.engine, self.decider).faces(frame.image, watch)
-        observed = [(f.face.detection.box, f.match) for f in faces]
-        events = self.tracker.update(observed, frame.timestamp)
+        now = frame.timestamp
+        detections = self._detect(frame)
+        watch.lap("detect")
+        tracks = self.tracker.follow([d.box for d in detections])
+        faces = [self.engine.align(frame.image, d) for d in detections]
+        views = [
+            View(t.track_id, measure(f), t.state, t.regained)
+            for t, f in zip(tracks, faces, strict=True)
+        ]
+        watch.lap("align")
+        picked = self.schedule.pick(views, now)
+        embeddings = self.engine.embed([faces[i] for i in picked])
+        watch.lap("embed")
+        events: list[RecognitionEvent] = []
+        policy = self.decider.policy
+        for i, embedding in zip(picked, embeddings, strict=True):
+            view = views[i]
+            match = self.decider.decide(embedding.vector, view.quality)
+            self.schedule.embedded(view, now)
+            events.extend(self.tracker.vote(view.track_id, match, now, policy.usable(view.quality)))
+        self.schedule.forget(self.tracker.live())
+        self.stats.embeddings += len(picked)
+        watch.lap("match")
         for event in events:
             if self.include_crop:
                 event = replace(event, crop_jpeg=encode_crop(frame.image, event.box))

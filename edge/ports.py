@@ -16,6 +16,7 @@ from edge.types import (
     Match,
     RecognitionEvent,
     RGBImage,
+    TrackView,
 )
 
 
@@ -75,7 +76,23 @@ class SystemClock:
 class FaceTracker(Protocol):
     """Faces followed across frames; one event per encounter (``edge.tracker.Tracker``)."""
 
-    def update(self, faces: list[tuple[BBox, Match]], now: float) -> list[RecognitionEvent]: ...
+    def follow(self, boxes: list[BBox]) -> list[TrackView]:
+        """This frame's boxes onto tracks (one view per box)."""
+        ...
+
+    def vote(
+        self, track_id: int, match: Match, now: float, usable: bool = True
+    ) -> list[RecognitionEvent]:
+        """One embedding's verdict for a face ``follow`` placed; the events it completes."""
+        ...
+
+    def reset(self) -> None:
+        """End every track (a scene cut)."""
+        ...
+
+    def tracks(self) -> int: ...
+
+    def live(self) -> set[int]: ...
 
 
 class EventSink(Protocol):

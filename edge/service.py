@@ -24,11 +24,13 @@ from edge.bundle import load_bundle
 from edge.config import Config
 from edge.engine import load_engine
 from edge.gallery import Gallery
+from edge.motion import MotionSettings
 from edge.notify import Notifier
 from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
 from edge.pipeline import Pipeline
 from edge.recognize import policy_for
 from edge.runner import Runner
+from edge.schedule import ScheduleSettings
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
 from edge.sources import is_live, open_source
@@ -59,6 +61,16 @@ def tracker_settings(config: Config) -> TrackerSettings:
     t = config.tracking
     return TrackerSettings(iou=t.iou, k=t.k, n=t.n, unknown_after=t.unknown_after or None, cooldown_s=t.cooldown_s,
                            unknown_cooldown_s=t.unknown_cooldown_s, max_missed=t.max_missed)  # fmt: skip
+
+
+def pipeline_options(config: Config) -> dict[str, Any]:
+    """The pipeline's schedule, motion gate and zones from ``[pipeline]`` and ``[camera]``."""
+    p = config.pipeline
+    schedule = ScheduleSettings(enabled=p.schedule, max_embeds_per_s=p.max_embeds_per_s,
+                                recheck_s=p.recheck_s, identity_check_s=p.identity_check_s,
+                                unknown_check_s=p.unknown_check_s)  # fmt: skip
+    motion = MotionSettings() if p.motion_gate else None
+    return {"schedule": schedule, "motion": motion, "zones": config.camera.zones}
 
 
 def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,
@@ -93,7 +105,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         bundle.manifest, config.recognition, min_face=config.camera.min_face, cohort=bundle.cohort
     )
     pipeline = Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, sink,
-                        include_crop=config.mqtt.include_crop)  # fmt: skip
+                        include_crop=config.mqtt.include_crop, **pipeline_options(config))  # fmt: skip
     live = is_live(config.camera.source)
     reload.append(pipeline)
     if mqtt is not None:

@@ -38,6 +38,9 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
     frames: int = 0
     faces_seen: int = 0
+    detector_runs: int = 0  # frames the face detector ran on
+    skipped: int = 0  # frames the motion gate kept from the detector
+    embeddings: int = 0  # encoder calls (one per face embedded)
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     latency: dict[str, deque[float]] = field(
         default_factory=lambda: {s: deque(maxlen=WINDOW) for s in STAGES}

@@ -2,20 +2,30 @@
 
 Each frame's faces are assigned to live tracks by box overlap (greedy, highest IoU first).
 A track keeps the decisions (a person's name, or None) and distances of its last ``n``
-frames. The rules, per track:
+votes (one per embedding of its face). The rules, per track:
 
 - ``recognized``: a person is the decision in at least ``k`` of the track's last ``n``
-  frames (the frames the face was seen; missed frames add nothing). One event per person
+  votes (frames without an embedding add nothing). One event per person
   per track; a win within ``cooldown_s`` of the last ``recognized`` event for that person
   on this camera (any track) publishes nothing but still counts as the track's event, so
   a long encounter never fires later in the same track.
-- ``unknown``: the track has been seen for at least ``unknown_after`` frames, no person
+- ``unknown``: the track has had at least ``unknown_after`` votes, no person
   has ever won k of n in it, and none of its last ``n`` decisions named anyone. At most
   one per track; one within ``unknown_cooldown_s`` of the camera's last ``unknown`` event
   publishes nothing and still counts. A track that was won by a person never fires
   ``unknown``; a track that fired ``unknown`` may later be ``recognized`` (the face turned
   towards the camera).
 - A track unmatched for ``max_missed`` consecutive frames is dropped.
+- **Identity:** a track joined by box overlap alone would carry a name to whoever steps
+  into the person's place. Once a track has a name, ``k`` consecutive *usable* votes (a
+  sharp, frontal enough face: ``Policy.usable``) that do not name its person end it, and a
+  new track starts from those votes, so the newcomer is judged on its own (``unknown``,
+  or another name). ``reset`` ends every track (a scene cut).
+
+A vote is one embedding's decision. ``update`` votes for every face of every frame (the
+old per-frame loop); the daemon instead calls ``follow`` for the frame's boxes, embeds
+only the faces ``edge.schedule`` picks, and ``vote``s for those, so "k of n" counts
+embeddings, not frames, and ``unknown_after`` counts votes.
 
 Cooldowns run from the last *published* event. The clock is the ``now`` argument, so the
 pipeline must call ``update`` once per frame, with an empty list when no face was found.
@@ -29,7 +39,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edge.types import BBox, Match, RecognitionEvent
+from edge.types import BBox, Match, RecognitionEvent, TrackState, TrackView
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,7 @@ class TrackerSettings:
     iou: float = 0.3  # box overlap needed to continue a track
     k: int = 3  # a person is recognized once named in k ...
     n: int = 5  # ... of the track's last n frames
-    unknown_after: int | None = 8  # frames without any name before `unknown`; None: never
+    unknown_after: int | None = 8  # votes without any name before `unknown`; None: never
     cooldown_s: float = 60.0  # per person and camera, across tracks
     unknown_cooldown_s: float = 10.0  # per camera
     max_missed: int = 10  # consecutive unmatched frames before a track is dropped
@@ -60,24 +70,41 @@ class TrackerSettings:
 @dataclass(slots=True)
 class _Track:
     id: int
-    votes: deque[tuple[str | None, float]]  # the last n frames: (name or None, distance)
-    box: BBox = field(init=False)  # set by the first add()
+    votes: deque[tuple[str | None, float]]  # the last n votes: (name or None, distance)
+    box: BBox = field(init=False)  # set by the first see()
     tau: float = 0.0
-    seen: int = 0
+    seen: int = 0  # frames the face was found in
+    checks: int = 0  # votes ever
     missed: int = 0
+    regained: bool = False
     won: set[str] = field(default_factory=set)  # persons who won k of n (event or cooldown)
     unknown_done: bool = False
+    doubts: list[tuple[str | None, float]] = field(default_factory=list)  # see Tracker
 
-    def add(self, box: BBox, match: Match) -> None:
+    def see(self, box: BBox) -> None:
         self.box = box
-        self.votes.append((match.person if match.known else None, match.distance))
-        self.tau = match.tau
+        self.regained = self.seen > 0 and self.missed > 0
         self.seen += 1
         self.missed = 0
 
+    def add(self, match: Match) -> None:
+        self.votes.append((match.person if match.known else None, match.distance))
+        self.tau = match.tau
+        self.checks += 1
+
+    def state(self) -> TrackState:
+        if self.doubts:
+            return "doubt"
+        if self.won:
+            return "recognized"
+        if self.unknown_done:  # named again in its window: voting again
+            return "undecided" if any(p for p, _ in self.votes) else "unknown"
+        return "undecided" if self.checks else "new"
+
 
 class Tracker:
-    """Tracks for one camera; ``update`` once per frame gives that frame's events."""
+    """Tracks for one camera: ``update`` once per frame gives that frame's events (every
+    face votes), or ``follow`` once per frame and ``vote`` for the faces embedded."""
 
     def __init__(self, settings: TrackerSettings, camera: str) -> None:
         self.settings = settings
@@ -91,18 +118,32 @@ class Tracker:
         """The number of live tracks."""
         return len(self._tracks)
 
+    def live(self) -> set[int]:
+        """The live tracks' ids."""
+        return {t.id for t in self._tracks}
+
     def started(self) -> int:
         """The number of tracks started since this tracker was made."""
         return self._next_id - 1
 
     def update(self, faces: list[tuple[BBox, Match]], now: float) -> list[RecognitionEvent]:
         """Assign this frame's faces to tracks and return the events they complete."""
-        assigned = self._assign([box for box, _ in faces])
-        seen_ids: set[int] = set()
-        for face_index, (box, match) in enumerate(faces):
+        views = self.follow([box for box, _ in faces])
+        events: list[RecognitionEvent] = []
+        for view, (_, match) in zip(views, faces, strict=True):
+            events.extend(self.vote(view.track_id, match, now))
+        return events
+
+    def follow(self, boxes: list[BBox]) -> list[TrackView]:
+        """Assign this frame's boxes to tracks (starting new ones), age and drop the
+        tracks not seen; one view per box, in order."""
+        assigned = self._assign(boxes)
+        tracks: list[_Track] = []
+        for face_index, box in enumerate(boxes):
             track = assigned.get(face_index) or self._new_track()
-            track.add(box, match)
-            seen_ids.add(track.id)
+            track.see(box)
+            tracks.append(track)
+        seen_ids = {t.id for t in tracks}
         for track in self._tracks:
             if track.id not in seen_ids:
                 track.missed += 1
@@ -115,12 +156,50 @@ class Tracker:
                     "track %d on %s dropped after %d frames", track.id, self.camera, track.seen
                 )
         self._tracks = live
+        return [TrackView(t.id, t.state(), t.regained) for t in tracks]
 
-        events: list[RecognitionEvent] = []
-        for track in self._tracks:
-            if track.id in seen_ids:
-                events.extend(self._judge(track, now))
-        return events
+    def vote(
+        self, track_id: int, match: Match, now: float, usable: bool = True
+    ) -> list[RecognitionEvent]:
+        """One embedding's decision for a face of this frame (``follow`` gave its track);
+        ``usable``: the face was sharp and frontal enough to trust (``Policy.usable``).
+        Returns the events it completes."""
+        track = next((t for t in self._tracks if t.id == track_id), None)
+        if track is None:
+            raise KeyError(f"no live track {track_id} on {self.camera}")
+        if track.won:
+            track = self._check_identity(track, match, usable)
+        track.add(match)
+        return self._judge(track, now)
+
+    def reset(self) -> None:
+        """End every track (the scene changed: a camera cut, a moved camera)."""
+        if self._tracks:
+            logger.debug("%d tracks on %s ended by a scene cut", len(self._tracks), self.camera)
+        self._tracks = []
+
+    def _check_identity(self, track: _Track, match: Match, usable: bool) -> _Track:
+        """A named track's re-check: k usable votes in a row that do not name its person
+        end it, and a new track carries them on."""
+        if match.known and match.person in track.won:
+            track.doubts.clear()
+            return track
+        if not usable:
+            return track
+        if len(track.doubts) + 1 < self.settings.k:
+            track.doubts.append((match.person if match.known else None, match.distance))
+            return track
+        logger.info(
+            "track %d on %s no longer shows %s: a new track starts",
+            track.id, self.camera, ", ".join(sorted(track.won)),
+        )  # fmt: skip
+        self._tracks.remove(track)
+        newcomer = self._new_track()
+        newcomer.box, newcomer.seen = track.box, 1
+        for person, distance in track.doubts:
+            newcomer.votes.append((person, distance))
+            newcomer.checks += 1
+        return newcomer
 
     def _assign(self, boxes: list[BBox]) -> dict[int, _Track]:
         pairs = [
@@ -168,7 +247,7 @@ class Tracker:
             s.unknown_after is not None
             and not track.unknown_done
             and not track.won
-            and track.seen >= s.unknown_after
+            and track.checks >= s.unknown_after
             and not votes
         ):
             track.unknown_done = True

@@ -132,3 +132,17 @@ class GalleryMatrix:
     @staticmethod
     def empty() -> GalleryMatrix:
         return GalleryMatrix([], np.zeros(0, np.intp), np.zeros((0, 0), np.float32), None, 0)
+
+
+#: where a track stands (``edge.tracker``): no vote yet, voting, a named track whose
+#: re-check failed, decided as unknown, named
+TrackState = Literal["new", "undecided", "doubt", "unknown", "recognized"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackView:
+    """A face of this frame as its track sees it (``Tracker.follow``)."""
+
+    track_id: int
+    state: TrackState
+    regained: bool  # the track was missed in the frame before this one

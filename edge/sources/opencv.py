@@ -1,7 +1,10 @@
 """Frames from OpenCV's VideoCapture: a V4L2 device, a video file, an rtsp/http stream.
 
 A live source (a device number or a URL) that fails is reopened with backoff, logged once
-when lost and once when back, never per frame. A file ends the run when it ends.
+when lost and once when back, never per frame. A file ends the run when it ends; its
+frames are stamped with the recording's own clock (the time it was opened plus the frame's
+position at the file's frame rate), so a clip read faster or slower than real time is
+tracked and scheduled (``edge.schedule``) as it would be live.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from edge.errors import EdgeError
 from edge.types import Frame
 
 logger = logging.getLogger(__name__)
+
+#: the frame rate assumed for a video file that does not give one
+DEFAULT_FILE_FPS = 25.0
 
 
 class SourceError(EdgeError):
@@ -36,6 +42,9 @@ class OpenCVSource:
                 f"cannot open camera source {source!r} (check [camera] source and the device)"
             )
         self._index = 0
+        self._opened = time.time()
+        fps = self._cap.get(cv2.CAP_PROP_FPS) if not self.live else 0.0
+        self._period = 1.0 / fps if fps and 0 < fps <= 1000 else 1.0 / DEFAULT_FILE_FPS
         self._closed = threading.Event()
         self._lock = threading.Lock()  # close() from another thread waits for a read in progress
         self.ok = True
@@ -61,9 +70,11 @@ class OpenCVSource:
                     logger.warning("camera %r is back", self.source)
                     self.ok = True
                 self._index += 1
-                return Frame(
-                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._index - 1, time.time(), self.camera
+                stamp = (
+                    time.time() if self.live else self._opened + (self._index - 1) * self._period
                 )
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                return Frame(rgb, self._index - 1, stamp, self.camera)
             if not self.live:
                 return None
             if self.ok:

@@ -28,7 +28,16 @@ def test_documented_config_equals_the_built_in_defaults(repo_root: Path) -> None
 
 def test_every_key_of_every_section_is_documented(repo_root: Path) -> None:
     text = (repo_root / "config.toml").read_text()
-    for section in ("camera", "model", "gallery", "recognition", "mqtt", "logging"):
+    for section in (
+        "camera",
+        "model",
+        "gallery",
+        "recognition",
+        "tracking",
+        "pipeline",
+        "mqtt",
+        "logging",
+    ):
         assert f"[{section}]" in text
         for f in dataclasses.fields(getattr(Config(), section)):
             assert f"{f.name} =" in text, f"[{section}] {f.name} is not documented in config.toml"

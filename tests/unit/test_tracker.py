@@ -142,13 +142,69 @@ def test_unknown_needs_a_window_without_names() -> None:
     assert event.type == "unknown" and event.frames == 6
 
 
-def test_a_recognized_track_never_fires_unknown() -> None:
+def untrusted(clip: Clip, box: BBox, match: Match) -> list[RecognitionEvent]:
+    """One frame whose face was too blurred or turned to trust (``usable=False``)."""
+    [view] = clip.tracker.follow([box])
+    events = clip.tracker.vote(view.track_id, match, clip.now, usable=False)
+    clip.events.extend(events)
+    clip.now += 0.1
+    return events
+
+
+def test_a_recognized_track_whose_face_turns_away_never_fires_unknown() -> None:
     clip = Clip(TrackerSettings(unknown_after=4))
     for _ in range(3):
         clip.frame((LEFT, known("alice")))
     for _ in range(50):
-        clip.frame((LEFT, stranger()))
+        untrusted(clip, LEFT, stranger())
     assert [e.type for e in clip.events] == ["recognized"]
+    assert clip.tracker.started() == 1
+
+
+def test_a_stranger_in_a_named_track_starts_a_new_track_after_k_votes() -> None:
+    clip = Clip(TrackerSettings(k=3, n=5, unknown_after=4))
+    for _ in range(3):
+        clip.frame((LEFT, known("alice")))
+    clip.frame((LEFT, stranger()))
+    clip.frame((LEFT, known("alice")))  # a named vote clears the doubt
+    clip.frame((LEFT, stranger()))
+    clip.frame((LEFT, stranger()))
+    assert clip.tracker.started() == 1 and clip.tracker.follow([LEFT])[0].state == "doubt"
+    clip.now += 0.1
+    clip.frame((LEFT, stranger()))  # the third in a row: a new track, carrying all three
+    assert clip.tracker.started() == 2
+    [event] = clip.frame((LEFT, stranger()))  # its fourth vote: unknown_after
+    assert event.type == "unknown" and event.track_id == 2
+    assert [e.type for e in clip.events] == ["recognized", "unknown"]
+
+
+def test_reset_ends_every_track() -> None:
+    clip = Clip()
+    clip.frame((LEFT, known("alice")), (RIGHT, known("bob")))
+    assert clip.tracker.tracks() == 2
+    clip.tracker.reset()
+    assert clip.tracker.tracks() == 0 and clip.tracker.live() == set()
+    [view] = clip.tracker.follow([LEFT])
+    assert view.track_id == 3 and view.state == "new"
+
+
+def test_a_track_regained_after_a_gap_says_so() -> None:
+    clip = Clip()
+    clip.frame((LEFT, known("alice")))
+    [view] = clip.tracker.follow([LEFT])
+    assert not view.regained and view.state == "undecided"
+    clip.tracker.vote(view.track_id, known("alice"), clip.now)
+    clip.empty(2)
+    [view] = clip.tracker.follow([LEFT])
+    assert view.regained and view.track_id == 1
+
+
+def test_a_vote_for_a_track_that_ended_is_refused() -> None:
+    clip = Clip()
+    [view] = clip.tracker.follow([LEFT])
+    clip.tracker.reset()
+    with pytest.raises(KeyError, match="no live track 1"):
+        clip.tracker.vote(view.track_id, known("alice"), clip.now)
 
 
 def test_unknown_then_recognized_when_the_face_turns() -> None:
@@ -289,7 +345,8 @@ def test_a_second_person_in_a_won_track_is_recognized_too() -> None:
     clip.frame((LEFT, known("alice")))  # alice wins
     clip.frame((LEFT, known("bob")))
     clip.frame((LEFT, known("bob")))  # alice 2, bob 2 in the window: bob wins too
-    assert [(e.person, e.track_id) for e in clip.events] == [("alice", 1), ("bob", 1)]
+    # bob's two votes in a row are k votes that do not name alice: a new track
+    assert [(e.person, e.track_id) for e in clip.events] == [("alice", 1), ("bob", 2)]
 
 
 def test_a_person_in_cooldown_does_not_hide_another() -> None:
@@ -332,3 +389,13 @@ def test_a_face_taken_by_its_best_track_leaves_the_next_pairs_to_others() -> Non
     assert f1.iou(t1) > f1.iou(t2) > f2.iou(t2) >= 0.1
     events = clip.frame((f1, known("alice")), (f2, known("bob")))
     assert sorted((e.person, e.track_id) for e in events) == [("alice", 1), ("bob", 2)]
+
+
+def test_an_unknown_track_named_again_is_voting_again() -> None:
+    clip = Clip(TrackerSettings(k=3, n=5, unknown_after=3))
+    for _ in range(3):
+        clip.frame((LEFT, stranger()))
+    assert [e.type for e in clip.events] == ["unknown"]
+    assert clip.tracker.follow([LEFT])[0].state == "unknown"
+    clip.tracker.vote(1, known("alice"), clip.now)
+    assert clip.tracker.follow([LEFT])[0].state == "undecided"
