@@ -46,6 +46,10 @@ class FakeEngine:
         self.scene: deque[list[FakeFace]] = deque(scene or [])
         self.calls = {"detect": 0, "align": 0, "embed": 0}
         self._faces: dict[int, FakeFace] = {}
+        self._last: list[FakeFace] = []
+        # the width of the frames the scene's boxes are given in, for a pipeline that
+        # detects on a scaled-down copy (None: boxes are taken as they are)
+        self.width: int | None = None
 
     def add(self, *faces: FakeFace) -> None:
         """Script one more frame."""
@@ -55,24 +59,39 @@ class FakeEngine:
         _check(image)
         self.calls["detect"] += 1
         faces = self.scene.popleft() if self.scene else []
+        f = image.shape[1] / self.width if self.width else 1.0  # a scaled-down frame
         found = []
+        self._faces.clear()  # ids of freed detections are reused: keep this frame's only
         for face in faces:
-            det = Detection(face.box, 0.9, np.zeros((5, 2), np.float32))
+            b = face.box
+            det = Detection(
+                BBox(b.x1 * f, b.y1 * f, b.x2 * f, b.y2 * f), 0.9, np.zeros((5, 2), np.float32)
+            )
             self._faces[id(det)] = face
             found.append(det)
+        self._last = faces
         return found
+
+    def _face(self, detection: Detection) -> FakeFace:
+        """The scripted face a detection is (mapped back to the frame's pixels, it is a
+        new object: the face whose box it matches)."""
+        face = self._faces.get(id(detection))
+        if face is not None:
+            return face
+        b = detection.box
+        return min(self._last, key=lambda f: abs(f.box.x1 - b.x1) + abs(f.box.y1 - b.y1))
 
     def align(self, image: RGBImage, detection: Detection) -> AlignedFace:
         _check(image)
         self.calls["align"] += 1
-        face = self._faces[id(detection)]
+        face = self._face(detection)
         grey = _SHARP if face.sharp else np.full((SIZE, SIZE), 128, np.uint8)
         return AlignedFace(np.repeat(grey[:, :, None], 3, axis=2), detection)
 
     def embed(self, faces: list[AlignedFace]) -> list[Embedding]:
         self.calls["embed"] += len(faces)
         return [
-            Embedding(np.asarray(self._faces[id(f.detection)].vector, np.float32), ENCODER)
+            Embedding(np.asarray(self._face(f.detection).vector, np.float32), ENCODER)
             for f in faces
         ]
 

@@ -80,6 +80,7 @@ def pipeline(
 
 def test_a_static_sequence_runs_no_detector_after_the_first_frame() -> None:
     engine = FakeEngine()
+    engine.width = 320
     p, _ = pipeline(engine)
     for i in range(30):
         p.process(Frame(noisy(SCENE), i, 100 + i / 25, "door"))
@@ -89,6 +90,7 @@ def test_a_static_sequence_runs_no_detector_after_the_first_frame() -> None:
 
 def test_motion_wakes_the_detector_and_a_live_track_keeps_it_awake() -> None:
     engine = FakeEngine()
+    engine.width = 320
     p, sink = pipeline(engine)
     p.process(Frame(SCENE, 0, 100.0, "door"))
     face = FakeFace(BBox(40, 20, 100, 80), (0.0, 0.0))
@@ -103,6 +105,7 @@ def test_motion_wakes_the_detector_and_a_live_track_keeps_it_awake() -> None:
 
 def test_a_cut_ends_the_tracks() -> None:
     engine = FakeEngine()
+    engine.width = 320
     p, _ = pipeline(engine)
     face = FakeFace(BBox(40, 20, 100, 80), (0.0, 0.0))
     for i, image in enumerate([SCENE, with_square(SCENE, 60), 255 - SCENE]):
@@ -124,6 +127,7 @@ def test_zones_keep_faces_whose_centre_is_inside() -> None:
 
 def test_a_face_outside_the_zones_is_not_followed() -> None:
     engine = FakeEngine()
+    engine.width = 320
     p, _ = pipeline(engine, zones=[[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]])
     engine.add(
         FakeFace(BBox(200, 20, 260, 80), (0.0, 0.0)), FakeFace(BBox(20, 20, 80, 80), (0.0, 0.0))

@@ -148,6 +148,7 @@ def test_the_schedule_names_a_person_with_a_tenth_of_the_embeddings() -> None:
     for name, schedule in {"off": None, "on": ScheduleSettings(max_embeds_per_s=8, recheck_s=0.1,
                                                                identity_check_s=2.0)}.items():  # fmt: skip
         engine = FakeEngine()
+        engine.width = 160
         pipeline, sink = rig(schedule, engine)
         play(pipeline, engine, frames)
         results[name] = (engine.calls["embed"], [(e.type, e.person) for e in sink.events])
@@ -164,9 +165,30 @@ def test_a_stranger_in_an_enrolled_persons_place_is_unknown() -> None:
     frames = [[FakeFace(BOX, ALICE)]] * 15 + [[]] * 5 + [[FakeFace(BOX, CAROL)]] * 30
     for schedule in (None, ScheduleSettings()):
         engine = FakeEngine()
+        engine.width = 160
         pipeline, sink = rig(schedule, engine)
         play(pipeline, engine, frames)
         assert [(e.type, e.person) for e in sink.events] == [
             ("recognized", "Alice"),
             ("unknown", None),
         ]
+
+
+def test_detection_runs_at_the_scale_that_keeps_min_face_findable() -> None:
+    from edge.pipeline import DETECT_FACE_PX, detect_scaled, detection_scale
+
+    assert detection_scale(40) == DETECT_FACE_PX / 40
+    assert detection_scale(20) == 1.0 and detection_scale(0) == 1.0
+
+    class Spy:
+        def detect(self, image: np.ndarray) -> list:
+            from edge.types import Detection
+
+            self.shape = image.shape
+            lm = np.array([[10, 10], [20, 10], [15, 15], [11, 20], [19, 20]], np.float32)
+            return [Detection(BBox(10, 10, 20, 20), 0.9, lm)]
+
+    spy = Spy()
+    [d] = detect_scaled(spy, np.zeros((360, 640, 3), np.uint8), 0.5)  # type: ignore[arg-type]
+    assert spy.shape == (180, 320, 3)
+    assert (d.box.x1, d.box.y2) == (20, 40) and d.landmarks[2].tolist() == [30, 30]
