@@ -132,9 +132,11 @@ def _pipeline(bundle_dir: str, gallery_db: str) -> tuple[Any, Any, _Events]:
     from edge.config import Config
     from edge.engine import load_engine
     from edge.gallery import Gallery
+    from edge.motion import MotionGate
     from edge.pipeline import Pipeline
     from edge.recognize import policy_for
-    from edge.service import tracker_settings
+    from edge.schedule import EmbedSchedule
+    from edge.service import pipeline_options, tracker_settings
     from edge.tracker import Tracker
 
     cv2.setNumThreads(1)
@@ -151,10 +153,13 @@ def _pipeline(bundle_dir: str, gallery_db: str) -> tuple[Any, Any, _Events]:
         Tracker(tracker_settings(config), "bench"),
         sink,
         reload_check_s=1e9,
+        **pipeline_options(config),  # the daemon's schedule and motion gate
     )
 
     def fresh() -> None:
         pipeline.tracker = Tracker(tracker_settings(config), "bench")
+        pipeline.schedule = EmbedSchedule(pipeline.schedule.settings)
+        pipeline.motion = MotionGate(pipeline.motion.settings) if pipeline.motion else None
 
     return pipeline, fresh, sink
 
