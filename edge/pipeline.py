@@ -82,11 +82,12 @@ class Pipeline:
         schedule: ScheduleSettings | None = None,
         motion: MotionSettings | None = None,
         zones: Sequence[Polygon] = (),
+        detect_scale: float = 1.0,
     ) -> None:
-        """``schedule``: None embeds every face of every frame on a full-size detection
-        (the old loop); otherwise the schedule, and detection at ``detection_scale``.
-        ``motion``: None runs the detector on every frame; ``zones``: where faces count
-        (``edge.zones``)."""
+        """``schedule``: None embeds every face of every frame (the old loop); ``motion``:
+        None runs the detector on every frame; ``zones``: where faces count
+        (``edge.zones``); ``detect_scale``: the scale frames are detected at
+        (:func:`detection_scale`)."""
         self.engine, self.gallery, self.policy = engine, gallery, policy
         self.encoder_id, self.tracker, self.sink = encoder_id, tracker, sink
         self.include_crop = include_crop
@@ -95,7 +96,7 @@ class Pipeline:
         self.schedule = EmbedSchedule(schedule or ScheduleSettings(enabled=False))
         self.motion = MotionGate(motion) if motion is not None else None
         self.zones = list(zones)
-        self.detect_scale = detection_scale(policy.min_face) if schedule is not None else 1.0
+        self.detect_scale = detect_scale
         self.stats = Stats(started=self.clock.monotonic())
         self._reload = threading.Event()
         self.load_gallery()

@@ -99,7 +99,6 @@ class EmbedSchedule:
     _tracks: dict[int, _Seen] = field(default_factory=dict)
     _tokens: float | None = None  # None: the bucket starts full on the first frame
     _clock: float | None = None
-    calls: int = 0  # embeddings granted since this schedule was made
 
     def wants(self, view: View, now: float) -> bool:
         """Would this view be embedded, budget aside?"""
@@ -137,7 +136,6 @@ class EmbedSchedule:
     def embedded(self, view: View, now: float) -> None:
         """``view`` was embedded at ``now``."""
         seen = self._tracks.get(view.track_id)
-        self.calls += 1
         if seen is None or view.state == "new":
             self._tracks[view.track_id] = _Seen(now, view.quality)
         else:

@@ -27,7 +27,7 @@ from edge.gallery import Gallery
 from edge.motion import MotionSettings
 from edge.notify import Notifier
 from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
-from edge.pipeline import Pipeline
+from edge.pipeline import Pipeline, detection_scale
 from edge.recognize import policy_for
 from edge.runner import Runner
 from edge.schedule import ScheduleSettings
@@ -70,7 +70,8 @@ def pipeline_options(config: Config) -> dict[str, Any]:
                                 recheck_s=p.recheck_s, identity_check_s=p.identity_check_s,
                                 unknown_check_s=p.unknown_check_s)  # fmt: skip
     motion = MotionSettings() if p.motion_gate else None
-    return {"schedule": schedule, "motion": motion, "zones": config.camera.zones}
+    return {"schedule": schedule, "motion": motion, "zones": config.camera.zones,
+            "detect_scale": detection_scale(config.camera.min_face)}  # fmt: skip
 
 
 def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,

@@ -130,7 +130,8 @@ def rig(schedule: ScheduleSettings | None, engine: FakeEngine) -> tuple[Pipeline
     sink = ListSink()
     tracker = Tracker(TrackerSettings(k=3, n=5, unknown_after=4, max_missed=10), "door")
     pipeline = Pipeline(engine, FakeGallery({"Alice": [ALICE]}), policy, ENCODER, tracker, sink,
-                        clock=FakeClock(), schedule=schedule)  # fmt: skip
+                        clock=FakeClock(), schedule=schedule,
+                        detect_scale=0.8 if schedule else 1.0)  # fmt: skip
     return pipeline, sink
 
 
