@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import intervals
-from bench_doc_perf import install_section, pi_section, speed_section
+from bench_doc_perf import install_section, pi_section, realtime_section, speed_section
 from doc_common import (
     DOMAIN_NAMES,
     RULE_COLUMNS,
@@ -355,6 +355,7 @@ def render(result: dict[str, Any], doc: Path, json_path: Path) -> str:
         openset_section(result),
         encounters_section(result),
         speed_section(result),
+        realtime_section(result),
         install_section(result),
         pi_section(result),
     ]

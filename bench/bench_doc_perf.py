@@ -115,6 +115,85 @@ def speed_section(result: dict[str, Any]) -> str:
     )
 
 
+def _events(events: list[list[str]] | None, daemon: bool) -> str:
+    if not daemon:
+        return "(decides nothing)"
+    named = [
+        f"{person} (track {track})" for kind, person, track in events or [] if kind == "recognized"
+    ]
+    unknown = sum(1 for kind, _, _ in events or [] if kind == "unknown")
+    return ", ".join(named + ([f"{unknown} unknown"] if unknown else [])) or "none"
+
+
+def realtime_section(result: dict[str, Any]) -> str:
+    """The daemon with its schedule on and off, and the peers' per-frame loops, on three
+    clips (bench/daemon_fps.py, run by make bench)."""
+    rt = result.get("realtime")
+    if not rt:
+        return "## Real time on one core\n\nNot in this run (`--no-realtime`, or a run before bench/daemon_fps.py)."
+    rows = []
+    for clip, per in rt["results"].items():
+        c = rt["clips"][clip]
+        off = per["daemon-off"]
+        for key, r in per.items():
+            rows.append(
+                [
+                    f"{clip} ({c['size'][0]}x{c['size'][1]}, {c['frames']} frames, {c['fps']:.2f} fps)",
+                    r["label"],
+                    f"{r['fps']:.1f}",
+                    f"{r['fps'] / off['fps']:.2f}x",
+                    f"{r['encoder_per_frame']:.3f}",
+                    f"{r['detector_per_frame']:.3f}",
+                    f"{r['peak_rss_mb']:.0f} MB",
+                    f"{r['cpu_per_video_s']:.3f}",
+                    _events(r.get("events"), key.startswith("daemon")),
+                ]
+            )
+    pi = rt["pi_frame"]
+    boards = result.get("pi_estimate", {}).get("boards") or {}
+    estimate = ", ".join(
+        f"{boards.get(b, b)} {v['fps']:.1f} frames/s ({v['frame_ms']:.0f} ms a frame)"
+        for b, v in pi["boards"].items()
+    )
+    return "\n".join(
+        [
+            "## Real time on one core",
+            "",
+            f"`{rt['command']}` ({rt['date']}), bundle `{rt['bundle']['name']}`, one thread, "
+            f"a gallery of {rt['gallery']['people']} people ({rt['gallery']['how']}). "
+            "*schedule on*: the daemon as configured by default (`[pipeline]`: the encoder "
+            "schedule, the motion gate, detection at most `detect_fps` times a second on a "
+            f"frame scaled by {rt['detect_scale']:.2f} from `[camera] min_face`); *schedule off*: "
+            "the same daemon embedding every face of every frame, the detector on every full "
+            "frame. The peers run their tutorials' loop (every face of every frame). fps: as "
+            "fast as it goes, decoding not timed; CPU s/s: CPU seconds per second of video "
+            "with the clip played at its own frame rate (the newest frame each time, as a "
+            "live camera gives it). The idle clip is the street clip's empty background "
+            "with fresh sensor noise on every frame (bench/clips.py).",
+            "",
+            table(
+                [
+                    "clip",
+                    "system",
+                    "fps",
+                    "x off",
+                    "encoder calls / frame",
+                    "detector calls / frame",
+                    "peak RSS",
+                    "CPU s/s",
+                    "events",
+                ],
+                rows,
+            ),
+            "",
+            f"Pi estimate of the daemon on the Hamilton clip, one core (**an estimate**, see "
+            f"below): {estimate}; from {pi['detector_per_frame']:.3f} detector and "
+            f"{pi['encoder_per_frame']:.3f} encoder calls a frame, YuNet at "
+            f"{pi['detect_size'][0]}x{pi['detect_size'][1]}.",
+        ]
+    )
+
+
 def install_section(result: dict[str, Any]) -> str:
     labels, rows = _labels(result), []
     for key, rec in result["install"].items():
@@ -163,6 +242,16 @@ def pi_section(result: dict[str, Any]) -> str:
             [labels[key]]
             + [f"{per[b]['photo_to_vector']:.0f} ms, {per[b]['fps']:.1f} fps" for b in boards]
         )
+    daemon = pi.get("daemon")
+    if daemon:
+        key = result["default_bundle"]
+        rows.append(
+            [f"{labels[key]}, the daemon (schedule on), a Hamilton frame"]
+            + [
+                f"{daemon['boards'][b]['frame_ms']:.0f} ms, {daemon['boards'][b]['fps']:.1f} fps"
+                for b in boards
+            ]
+        )
     rate_rows = [
         [boards[b], f"{r['int8']:.1f}", f"{r['fp32']:.1f}"] for b, r in pi["rates_gmacs"].items()
     ]
@@ -189,7 +278,10 @@ def pi_section(result: dict[str, Any]) -> str:
             "landmarks and chips, alignCrop): the time measured here, scaled by this machine's "
             f"float rate ({pi['x86_fp32_gmacs']:.1f} G/s, OpenCV's networks) over the board's: "
             "a rough per-core ratio. Clip fps: detection on a frame plus the measured faces "
-            "per frame times align + embed.",
+            "per frame times align + embed (every face of every frame). The daemon's row: its "
+            "own detector and encoder calls per frame on the clip (Real time on one core), "
+            "YuNet at the scaled size, and the rest of its frame time here scaled like the "
+            "stages above.",
             "",
             table(["system"] + [boards[b] for b in boards], rows),
             "",

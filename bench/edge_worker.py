@@ -3,10 +3,19 @@
 encoder with the bundle's post-processing), one thread.
 
   .venv/bin/python bench/edge_worker.py versions|embed|speed|clip --system '{"bundle": DIR}' ...
+
+With ``"daemon": "on"`` or ``"off"`` in the options, ``clip`` runs the daemon's own frame
+path instead of the per-frame loop (:class:`DaemonLoop`): ``edge.pipeline.Pipeline`` and
+``edge.tracker.Tracker`` with a real SQLite gallery enrolled through ``edge.enroll``, the
+daemon's default config, and ``[pipeline]`` as the default config has it ("on": the
+encoder schedule, the motion gate, detection scaled from ``[camera] min_face`` and at
+most ``detect_fps`` times a second) or with all four off ("off": every face of every frame embedded, the detector on every frame at
+full size, as before issue 23).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +33,76 @@ from edge.types import AlignedFace, Detection
 from model_export.faces import median_detection
 
 
+class DaemonLoop:
+    """The daemon's per-frame path with the counters the clip job reports."""
+
+    def __init__(self, bundle: Any, engine: Any, db: Path, scheduled: bool) -> None:
+        import sqlite3
+        from dataclasses import replace
+
+        from edge.config import Config, PipelineConfig
+        from edge.gallery import Gallery
+        from edge.pipeline import Pipeline
+        from edge.recognize import policy_for
+        from edge.service import pipeline_options, tracker_settings
+        from edge.tracker import Tracker
+
+        config = Config()
+        if not scheduled:
+            off = PipelineConfig(schedule=False, motion_gate=False, detect_fps=0)
+            config = replace(config, pipeline=off)
+        options = pipeline_options(config)
+        if not scheduled:
+            options["detect_scale"] = 1.0
+        policy = policy_for(bundle.manifest, config.recognition, min_face=config.camera.min_face,
+                            cohort=bundle.cohort)  # fmt: skip
+        self.pipeline = Pipeline(
+            engine,
+            Gallery(sqlite3.connect(db, isolation_level=None, check_same_thread=False)),
+            policy,
+            bundle.manifest.encoder_id,
+            Tracker(tracker_settings(config), "bench"),
+            self,
+            reload_check_s=1e9,
+            **options,
+        )
+        self.names = self.pipeline.matrix.names
+        self.events: list[list[str]] = []
+        self.stages = {"detect": 0.0, "align": 0.0, "embed": 0.0, "match": 0.0}
+
+    def publish(self, event: Any) -> None:
+        self.events.append([event.type, event.person or "", str(event.track_id)])
+
+    def process(self, rgb: NDArray[np.uint8], index: int, timestamp: float) -> None:
+        from edge.types import Frame
+
+        self.pipeline.process(Frame(rgb, index, timestamp))
+        latency = self.pipeline.stats.latency  # this frame's laps, ms, last in each window
+        for stage in self.stages:
+            self.stages[stage] += latency[stage][-1] / 1000.0
+
+    @property
+    def faces(self) -> int:
+        return self.pipeline.stats.faces_seen
+
+    @property
+    def detector_calls(self) -> int:
+        return self.pipeline.stats.detector_runs
+
+    @property
+    def encoder_calls(self) -> int:
+        return self.pipeline.stats.embeddings
+
+
 class Edge:
-    def __init__(self, bundle_dir: Path) -> None:
+    def __init__(self, bundle_dir: Path, daemon: str | None = None) -> None:
         cv2.setNumThreads(1)
+        self.daemon = daemon
+        self._db: Path | None = None
+        # the clip job's loop: the daemon's when asked for, else the per-frame loop
+        self.clip_loop: Callable[[list[tuple[str, str]]], Any] | None = (
+            self._daemon_loop if daemon else None
+        )
         self.bundle = load_bundle(bundle_dir)
         self.engine = load_engine(self.bundle, num_threads=1)
         self.name = self.bundle.manifest.name
@@ -60,9 +136,30 @@ class Edge:
     def from_rgb(self, frame: NDArray[np.uint8]) -> Any:
         return frame
 
+    def _gallery(self, gallery: list[tuple[str, str]]) -> Path:
+        """The clip's gallery as a real SQLite file, enrolled once (one photo a person)."""
+        import logging
+        import tempfile
+
+        from edge.enroll import enroll_photos
+        from edge.gallery import Gallery
+
+        if self._db is None:
+            logging.getLogger("edge").setLevel(logging.WARNING)
+            self._db = Path(tempfile.mkdtemp(prefix="bench-daemon-")) / "gallery.db"
+            store = Gallery(self._db)
+            for name, photo in gallery:  # a photo the gates refuse leaves its person out
+                enroll_photos(store, self.engine, name, [Path(photo)])
+            store.close()
+        return self._db
+
+    def _daemon_loop(self, gallery: list[tuple[str, str]]) -> Any:
+        """The daemon's loop (``"daemon"`` in the options: ``clip_loop``)."""
+        return DaemonLoop(self.bundle, self.engine, self._gallery(gallery), self.daemon == "on")
+
 
 def make(options: dict[str, Any]) -> System:
-    return Edge(Path(options["bundle"]))
+    return Edge(Path(options["bundle"]), options.get("daemon"))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from typing import Any
 
 import accuracy
 import bench_doc
+import clips
+import daemon_fps
 import doc_blocks
 import encounters
 import intervals
@@ -58,41 +60,6 @@ def step(message: str) -> None:
 
 def shown(path: Path, root: Path) -> str:
     return f"$EDGE_FACE_DATA/{path.relative_to(root)}" if path.is_relative_to(root) else str(path)
-
-
-def decode_clip(root: Path) -> Path:
-    """The clip's frames, decoded once (RGB), for every worker to read the same pixels."""
-    import cv2
-
-    out = peers.CACHE / "hamilton-rgb.npy"
-    if out.is_file():
-        return out
-    capture = cv2.VideoCapture(str(root / CLIP))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    peers.CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(out.with_suffix(".part.npy"), np.stack(frames))
-    out.with_suffix(".part.npy").replace(out)
-    return out
-
-
-def clip_gallery(root: Path, s: splits.Splits, distractors: int) -> Path:
-    refs = root / "videos" / "hamilton" / "reference"
-    gallery = [
-        ["Lin-Manuel Miranda", str(refs / "lin-manuel-miranda.png")],
-        ["Alex Lacamoire", str(refs / "alex-lacamoire.png")],
-        ["Barack Obama", str(refs / "obama.jpg")],
-    ]
-    others = report_data.clip_distractors(root, s, distractors)
-    gallery += [[f"lfw:{p.parent.name}", str(p)] for p in others]
-    out = peers.CACHE / f"clip-gallery-{distractors}.json"
-    out.write_text(json.dumps(gallery))
-    return out
 
 
 def speed_photos(
@@ -133,6 +100,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clip-rounds", type=int, default=3, help="interleaved rounds on the clip")
     p.add_argument("--no-encounters", dest="encounters", action="store_false",
                    help="skip the encounter-level measurement (bench/encounters.py)")  # fmt: skip
+    p.add_argument("--no-realtime", dest="realtime", action="store_false",
+                   help="skip the real-time comparison (bench/daemon_fps.py)")  # fmt: skip
     p.add_argument("--clip-frames", type=int, help="at most N frames of the clip (quick runs)")
     p.add_argument("--distractors", type=int, default=60, help="LFW people in the clip's gallery")
     p.add_argument("--fresh", action="store_true", help="redo the cached photo passes")
@@ -340,9 +309,19 @@ def main() -> None:
     chosen = speed_photos(runs, pair_photos, args.speed_faces)
     step(f"speed: {len(chosen)} photos, {args.rounds} interleaved rounds")
     speed_rounds = timing.speed_rounds(systems, chosen, args.rounds)
-    frames, gallery = decode_clip(root), clip_gallery(root, split, args.distractors)
+    frames, gallery = clips.hamilton(root)[0], clips.gallery(root, split, args.distractors)
     step(f"clip: {args.clip_rounds} interleaved rounds on {shown(root / CLIP, root)}")
     clip_rounds = timing.clip_rounds(systems, frames, gallery, args.clip_rounds, args.clip_frames)
+
+    realtime = None
+    if args.realtime:
+        default = next(s for s in systems if s.kind == "edge")
+        step("real time: the daemon's schedule on and off and the peers' loops, three clips")
+        realtime = daemon_fps.measure(Path(default.info["bundle"]), ["sface", "dlib"],
+                                      list(daemon_fps.CLIPS), 1)  # fmt: skip
+        realtime["command"] = "make bench (bench/suite.py)"
+        print(daemon_fps.table(realtime), flush=True)
+        daemon_fps.RESULT.write_text(json.dumps(report.rounded(realtime), indent=1) + "\n")
 
     held_out = {
         s.key: held_out_notes(Path(s.info["bundle"]), split) for s in systems if s.kind == "edge"
@@ -388,6 +367,7 @@ def main() -> None:
         "pairs": pair_results,
         "openset": open_results,
         **({"encounters": encounter} if encounter else {}),
+        **({"realtime": realtime} if realtime else {}),
         "speed": {
             "photos": [shown(p, root) for p in chosen],
             "rounds": speed_rounds,

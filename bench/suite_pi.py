@@ -1,6 +1,8 @@
 """The suite's Pi estimate (bench/pi_estimate.py) from its own measurements: multiply-adds
 per stage (the bundle's manifest for edge-face's encoder; YuNet and SFace counted from
-their ONNX graphs), the times measured here, and the clip's faces per frame."""
+their ONNX graphs), the times measured here, and the clip's faces per frame (every face of
+every frame: the per-frame loop); the daemon as it runs, from the detector and encoder
+calls per frame it made (``daemon``: bench/daemon_fps.py's ``pi_frame``)."""
 
 from __future__ import annotations
 
@@ -89,6 +91,9 @@ def pi_estimate_for(result: dict[str, Any], systems: list[System]) -> dict[str, 
         "stages": details,
         "per_system": per_system,
         "dynamic_speedup_over_float32": speedups,
+        # the daemon as it runs (schedule, motion gate, scaled detection, detect_fps): its
+        # frame time from the calls per frame it made on the clip (bench/daemon_fps.py)
+        "daemon": (result.get("realtime") or {}).get("pi_frame"),
     }
 
 

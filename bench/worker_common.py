@@ -8,8 +8,9 @@ system is an object with ``load``, ``detect``, ``align``, ``embed``, ``median`` 
   found, the vector of the face nearest the centre (for pairs; from the median face of
   the set where none was found) and of the largest face (for identification).
 - :func:`speed_round`: one timed round over given photos, per stage, wall and CPU time.
-- :func:`clip_run`: the Hamilton clip end to end (detect, align, embed, match against a
-  small gallery) from decoded frames, with the process's peak memory.
+- :func:`clip_run`: a clip end to end (detect, align, embed, match against a small
+  gallery) from decoded frames, as fast as it goes and at its own frame rate, with the
+  counts of detector and encoder calls and the process's peak memory.
 """
 
 from __future__ import annotations
@@ -219,46 +220,118 @@ def enroll(system: System, gallery: list[tuple[str, str]]) -> tuple[list[str], N
     return names, np.stack(vectors)
 
 
-def clip_run(
-    system: System, frames: Path, gallery: list[tuple[str, str]], out: Path, limit: int | None
-) -> None:
-    """Every frame: detect every face, align and embed each, find its nearest enrolled
-    person. Frames are decoded beforehand (a camera delivers them); converting them to
-    the system's colour order is not timed."""
-    names, matrix = enroll(system, gallery)
-    stages = {"detect": 0.0, "align": 0.0, "embed": 0.0, "match": 0.0}
-    count, faces_seen, named = 0, 0, {n: 0 for n in names}
-    elapsed = 0.0
-    for rgb in read_frames(frames, limit):
-        image = system.from_rgb(rgb)
+class FrameLoop:
+    """The per-frame loop every peer's tutorial runs: detect every face of every frame,
+    align and embed each, find its nearest enrolled person. A system may bring its own
+    loop (``System.clip_loop``: edge-face's daemon, bench/edge_worker.py) with the same
+    ``process`` and counters."""
+
+    def __init__(self, system: System, names: list[str], matrix: NDArray[np.float64]) -> None:
+        self.system, self.names, self.matrix = system, names, matrix
+        self.stages = {"detect": 0.0, "align": 0.0, "embed": 0.0, "match": 0.0}
+        self.faces = self.detector_calls = self.encoder_calls = 0
+        self.events: list[list[str]] = []  # the per-frame loop decides nothing
+        self.nearest = ""
+
+    def process(self, rgb: NDArray[np.uint8], index: int, timestamp: float) -> None:
+        image = self.system.from_rgb(rgb)
         t0 = time.perf_counter()
-        found = system.detect(image)
-        t1 = time.perf_counter()
-        stages["detect"] += t1 - t0
+        found = self.system.detect(image)
+        self.stages["detect"] += time.perf_counter() - t0
+        self.detector_calls += 1
         for face in found:
             a0 = time.perf_counter()
-            aligned = system.align(image, face)
+            aligned = self.system.align(image, face)
             a1 = time.perf_counter()
-            vector = system.embed(aligned)
+            vector = self.system.embed(aligned)
             a2 = time.perf_counter()
-            best = int(np.argmin(distances(vector, matrix, system.metric)))
-            named[names[best]] += 1
+            self.nearest = self.names[
+                int(np.argmin(distances(vector, self.matrix, self.system.metric)))
+            ]
             a3 = time.perf_counter()
-            stages["align"] += a1 - a0
-            stages["embed"] += a2 - a1
-            stages["match"] += a3 - a2
+            self.stages["align"] += a1 - a0
+            self.stages["embed"] += a2 - a1
+            self.stages["match"] += a3 - a2
+        self.faces += len(found)
+        self.encoder_calls += len(found)
+
+
+def loop_maker(system: System, gallery: list[tuple[str, str]]) -> Callable[[], Any]:
+    """A fresh loop for each pass: the system's own (``clip_loop(gallery)``, which enrolls
+    the gallery its own way) or the per-frame loop over the gallery enrolled here."""
+    own = getattr(system, "clip_loop", None)
+    if own is not None:
+        return lambda: own(gallery)
+    names, matrix = enroll(system, gallery)
+    return lambda: FrameLoop(system, names, matrix)
+
+
+def paced(loop: Any, frames: Path, fps: float, limit: int | None) -> dict[str, float]:
+    """The clip at its own frame rate, as a live camera delivers it: at each moment the
+    newest frame is processed (frames that arrived meanwhile are dropped, as a camera
+    reader that keeps only the latest does). CPU seconds are counted around processing
+    only, so reading the file costs nothing; sleeping costs nothing."""
+    clip = np.load(frames, mmap_mode="r")
+    n = len(clip) if limit is None else min(limit, len(clip))
+    cpu, processed, last = 0.0, 0, -1
+    start = time.perf_counter()
+    while True:
+        index = int((time.perf_counter() - start) * fps)
+        if index >= n:
+            break
+        if index == last:
+            time.sleep(max(0.0, start + (last + 1) / fps - time.perf_counter()))
+            continue
+        rgb = np.array(clip[index])
+        c0 = time.process_time()
+        loop.process(rgb, index, index / fps)
+        cpu += time.process_time() - c0
+        processed, last = processed + 1, index
+    seconds = n / fps
+    return {
+        "video_s": seconds,
+        "cpu_s": cpu,
+        "cpu_per_video_s": cpu / seconds,
+        "frames_processed": processed,
+        "frames_dropped": n - processed,
+    }
+
+
+def clip_run(
+    system: System,
+    frames: Path,
+    gallery: list[tuple[str, str]],
+    out: Path,
+    limit: int | None,
+    pace: float | None = None,
+) -> None:
+    """Every frame through the system's loop as fast as it goes (frames are decoded
+    beforehand, as a camera delivers them; converting them to the system's colour order
+    is not timed), then, with ``pace`` (frames per second), once more at the clip's own
+    frame rate for the CPU it costs (:func:`paced`). Writes the figures and the process's
+    peak memory."""
+    make = loop_maker(system, gallery)
+    loop = make()
+    count, elapsed = 0, 0.0
+    for rgb in read_frames(frames, limit):
+        t0 = time.perf_counter()
+        loop.process(rgb, count, count / (pace or 30.0))
         elapsed += time.perf_counter() - t0
         count += 1
-        faces_seen += len(found)
-    result = {
+    result: dict[str, Any] = {
         "frames": count,
-        "faces": faces_seen,
+        "faces": loop.faces,
         "fps": count / elapsed,
         "ms_per_frame": 1000.0 * elapsed / count,
-        "stage_ms_per_frame": {k: 1000.0 * v / count for k, v in stages.items()},
-        "gallery": len(names),
-        "peak_rss_mb": peak_rss_mb(),
+        "stage_ms_per_frame": {k: 1000.0 * v / count for k, v in loop.stages.items()},
+        "detector_calls": loop.detector_calls,
+        "encoder_calls": loop.encoder_calls,
+        "events": loop.events,
+        "gallery": len(loop.names),
+        "peak_rss_mb": peak_rss_mb(),  # before the paced pass, whose memory-mapped frames count
     }
+    if pace:
+        result["paced"] = paced(make(), frames, pace, limit)
     out.write_text(json.dumps(result))
 
 
@@ -278,6 +351,7 @@ def main_for(
     parser.add_argument("--frames", type=Path, help="decoded frames, .npy (N, H, W, 3) RGB")
     parser.add_argument("--gallery", type=Path, help='JSON [["name", "photo"], ...]')
     parser.add_argument("--limit", type=int, help="at most this many frames")
+    parser.add_argument("--pace", type=float, help="clip: also run it at this frame rate")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "versions":
@@ -286,7 +360,7 @@ def main_for(
     system = make(json.loads(args.system))
     if args.command == "clip":
         gallery = [tuple(g) for g in json.loads(args.gallery.read_text())]
-        clip_run(system, args.frames, gallery, args.out, args.limit)  # type: ignore[arg-type]
+        clip_run(system, args.frames, gallery, args.out, args.limit, args.pace)  # type: ignore[arg-type]
         return
     paths = [p for p in args.images.read_text().splitlines() if p]
     if args.command == "embed":

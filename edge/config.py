@@ -81,6 +81,7 @@ class PipelineConfig:
     identity_check_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
     unknown_check_s: Annotated[float, Field(ge=0, le=3600)] = 0.5
     motion_gate: bool = True
+    detect_fps: Annotated[float, Field(ge=0, le=1000)] = 10.0
 
 
 @dataclass(frozen=True, config=_STRICT)

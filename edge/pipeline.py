@@ -1,6 +1,7 @@
 """One frame through the system: the motion gate (``edge.motion``: no detector while
-nothing moves and no track is alive; a scene cut ends every track), detection (faces too
-small or outside the zones are dropped), the tracker's ``follow``, alignment and quality,
+nothing moves and no track is alive; a scene cut ends every track), detection at most
+``detect_fps`` times a second of frame time (faces too small or outside the zones are
+dropped; the frames between keep their tracks as they are), the tracker's ``follow``, alignment and quality,
 the encoder for the faces the schedule picks (``edge.schedule``), the decision
 (``edge.decision``), the tracker's ``vote`` and the events to the sink. Keeps the
 per-stage latency figures and the counts of detector and encoder calls, and re-reads the
@@ -39,6 +40,9 @@ RELOAD_CHECK_S = 1.0
 #: calibrate faces at 32 px, 98.3% at 24, 93.7% at 20 (bench/detect_scale.py). Frames are
 #: detected at the scale that brings a face of [camera] min_face pixels to this size.
 DETECT_FACE_PX = 32
+#: frame-time slack when comparing with the detection interval (a 30 fps camera's stamps
+#: jitter: a frame 0.099 s after the last detection counts as 0.1)
+DETECT_SLACK_S = 5e-3
 
 
 def detection_scale(min_face: float) -> float:
@@ -83,11 +87,13 @@ class Pipeline:
         motion: MotionSettings | None = None,
         zones: Sequence[Polygon] = (),
         detect_scale: float = 1.0,
+        detect_fps: float = 0.0,
     ) -> None:
         """``schedule``: None embeds every face of every frame (the old loop); ``motion``:
         None runs the detector on every frame; ``zones``: where faces count
         (``edge.zones``); ``detect_scale``: the scale frames are detected at
-        (:func:`detection_scale`)."""
+        (:func:`detection_scale`); ``detect_fps``: at most this many detections a second
+        of frame time (0: every frame), the frames between keep their tracks as they are."""
         self.engine, self.gallery, self.policy = engine, gallery, policy
         self.encoder_id, self.tracker, self.sink = encoder_id, tracker, sink
         self.include_crop = include_crop
@@ -97,6 +103,8 @@ class Pipeline:
         self.motion = MotionGate(motion) if motion is not None else None
         self.zones = list(zones)
         self.detect_scale = detect_scale
+        self.detect_interval = 1.0 / detect_fps if detect_fps > 0 else 0.0
+        self._detected_at = -np.inf  # frame time of the last detection
         self.stats = Stats(started=self.clock.monotonic())
         self._reload = threading.Event()
         self.load_gallery()
@@ -135,16 +143,24 @@ class Pipeline:
         except Exception:  # a broken gallery keeps the last good one
             logger.exception("could not re-read the gallery; keeping the previous one")
 
-    def _detect(self, frame: Frame) -> list[Detection]:
-        """The frame's faces worth following, or none when the motion gate says nothing
-        moved and no track is alive."""
+    def _detect(self, frame: Frame) -> list[Detection] | None:
+        """The frame's faces worth following; none when the motion gate says nothing
+        moved and no track is alive; None when the frame comes sooner after the last
+        detection than ``detect_fps`` allows (its tracks stay as they are)."""
         if self.motion is not None:
             scene = self.motion.look(frame.image)
             if scene == "cut":
                 self.tracker.reset()
+                self._detected_at = -np.inf
             if scene == "still" and not self.tracker.tracks():
                 self.stats.skipped += 1
                 return []
+        since = frame.timestamp - self._detected_at
+        if 0 <= since < self.detect_interval - DETECT_SLACK_S:  # a clock set back detects
+            self.stats.skipped += 1
+            return None
+        self._detected_at = frame.timestamp
+        if self.motion is not None:
             self.motion.detected()
         self.stats.detector_runs += 1
         h, w = frame.image.shape[:2]
@@ -158,8 +174,12 @@ class Pipeline:
         self._maybe_reload()
         watch = Stopwatch()
         now = frame.timestamp
-        detections = self._detect(frame)
+        found = self._detect(frame)
         watch.lap("detect")
+        if found is None:  # between detections: nothing new to follow or embed
+            self.stats.record(self.clock.monotonic(), 0, watch)
+            return []
+        detections = found
         tracks = self.tracker.follow([d.box for d in detections])
         faces = [self.engine.align(frame.image, d) for d in detections]
         views = [

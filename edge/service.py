@@ -71,7 +71,8 @@ def pipeline_options(config: Config) -> dict[str, Any]:
                                 unknown_check_s=p.unknown_check_s)  # fmt: skip
     motion = MotionSettings() if p.motion_gate else None
     return {"schedule": schedule, "motion": motion, "zones": config.camera.zones,
-            "detect_scale": detection_scale(config.camera.min_face)}  # fmt: skip
+            "detect_scale": detection_scale(config.camera.min_face),
+            "detect_fps": p.detect_fps}  # fmt: skip
 
 
 def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,

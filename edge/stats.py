@@ -39,7 +39,7 @@ class Stats:
     frames: int = 0
     faces_seen: int = 0
     detector_runs: int = 0  # frames the face detector ran on
-    skipped: int = 0  # frames the motion gate kept from the detector
+    skipped: int = 0  # frames the detector did not run on (motion gate, detect_fps)
     embeddings: int = 0  # encoder calls (one per face embedded)
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     latency: dict[str, deque[float]] = field(

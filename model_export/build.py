@@ -51,12 +51,16 @@ from model_export.open_set import OpenSetError, fit_faces, open_set_faces
 from model_export.quantize import (
     RULE,
     Candidate,
-    choose,
+    choose_for,
+    has_prelu,
     parse_choice,
+    parse_target,
     spec_for,
     table,
+    target_rule,
     time_passes,
 )
+from model_export.targets import DEFAULT_TARGET, TARGETS
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,7 @@ class BuildOptions:
     evaluate: bool = True  # fit tau on pairs (else the encoder's documented threshold)
     force: bool = False
     quantization: str = "auto"  # or one of model_export.quantize.QUANTIZATIONS
+    target: str = DEFAULT_TARGET  # the board auto picks for (model_export.quantize.TARGETS)
     calibration_count: int = 300
     check_count: int = 200
 
@@ -118,6 +123,7 @@ def build(opts: BuildOptions) -> Path:
     """Build (or reuse) the bundle and copy it to ``opts.out``; return that folder."""
     src = resolve_encoder(opts.encoder)
     parse_choice(opts.quantization)  # fail before any work on a wrong name
+    parse_target(opts.target)
     yunet = wheel_asset(YUNET)
     dlib_chip = src.alignment["type"] == "dlib-chip"
     sp_dat = face_recognition_models_file(DLIB_LANDMARKS) if dlib_chip else None
@@ -267,8 +273,10 @@ def _build_into(
     flt = TFLiteEmbedder(float_path, base, "float")
     logger.info("[4/%d] each quantization against float on %d held-out faces", steps, len(chk))
     candidates = _candidates(staging, model, base, flt, float_path, cal_crops.chips, chk_crops.chips, src, opts)  # fmt: skip
-    chosen = choose(candidates)
-    logger.info("quantization (rule: %s):\n%s", RULE, table(candidates, chosen))
+    prelu = has_prelu(model)
+    chosen = choose_for(candidates, opts.target, prelu)
+    rule = RULE if opts.target == "here" else target_rule(opts.target, prelu)
+    logger.info("quantization for %s (rule: %s):\n%s", opts.target, rule, table(candidates, chosen))
     shutil.copyfile(chosen.path, staging / ENCODER_FILE)
     for c in candidates:
         if c.path.parent == staging:
@@ -295,7 +303,10 @@ def _build_into(
         },
         "quantization": {
             "chosen": chosen.name,
-            "rule": RULE,
+            "target": opts.target,
+            "target_board": TARGETS[opts.target],
+            "prelu": prelu,
+            "rule": rule,
             "forced": opts.quantization != "auto",
             "candidates": {c.name: c.record() for c in candidates},
             "timing": "one thread, median of 5 interleaved rounds of 8 passes, at build time",

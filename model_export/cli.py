@@ -17,6 +17,7 @@ from edge.errors import EdgeError
 from model_export import __version__
 from model_export.cli_common import ExistingDir, ExistingFile, PathArg, face_data, fail, table
 from model_export.cli_train import train
+from model_export.targets import DEFAULT_TARGET, TARGETS
 
 
 @click.group(
@@ -53,7 +54,17 @@ def main(quiet: bool) -> None:
     type=click.Choice(["auto", "int8", "dynamic", "float16", "float32"]),
     default="auto",
     show_default=True,
-    help="auto: convert to each, keep the fastest that follows the float model closely.",
+    help="auto: convert to each, keep the one the --target runs fastest among those that "
+    "follow the float model closely.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="The board the bundle is for: auto picks from a table of what it runs fastest "
+    "(docs/MODEL_BUNDLE.md), the same bundle from the same inputs; 'here' times every "
+    "candidate on this machine instead.",
 )
 @click.option(
     "--data", type=ExistingDir, default=None, help="Face data root (default $EDGE_FACE_DATA)."
@@ -80,13 +91,14 @@ def main(quiet: bool) -> None:
     help="Fit no tau on pairs (tau = the encoder's documented threshold).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even when the cache has this bundle.")
-def build(out: Path, encoder: str, quantization: str, data: Path | None, calibration: Path | None,
-          pairs: Path | None, images: Path | None, no_evaluate: bool, force: bool) -> None:  # fmt: skip
+def build(out: Path, encoder: str, quantization: str, target: str, data: Path | None,
+          calibration: Path | None, pairs: Path | None, images: Path | None, no_evaluate: bool,
+          force: bool) -> None:  # fmt: skip
     """Build a quantized model bundle: encoder, detector, alignment, manifest.
 
     With no options: OpenCV zoo's SFace (imported from ONNX), converted to each
-    quantization (full int8, dynamic range, float16, float32), the fastest accurate one
-    kept; int8 calibration, tau and the open-set table are fitted on the calibrate people
+    quantization (full int8, dynamic range, float16, float32), the accurate one the
+    target board (--target, default pi4) runs fastest kept; int8 calibration, tau and the open-set table are fitted on the calibrate people
     of data/splits.json only (never on the LFW pairs the benchmarks report on). Takes 3-6
     minutes on 2 cores; a second build with the same inputs reuses the cache. --encoder dlib: dlib's ResNet in full
     int8 (2.5x faster, loads in tflite-runtime 2.14 too; fewer correct names).
@@ -102,7 +114,7 @@ def build(out: Path, encoder: str, quantization: str, data: Path | None, calibra
 
     opts = BuildOptions(out=out, data_root=face_data(data), encoder=encoder, calibration_root=calibration,
                         pairs=pairs, images=images, evaluate=not no_evaluate, force=force,
-                        quantization=quantization)  # fmt: skip
+                        quantization=quantization, target=target)  # fmt: skip
     try:
         path = run_build(opts)
     except EdgeError as exc:

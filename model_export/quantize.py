@@ -1,9 +1,15 @@
-"""Which quantization a bundle ships, chosen by measurement on this machine.
+"""Which quantization a bundle ships: chosen for the board it will run on (``--target``),
+from a table of what each board's CPU runs fastest, so that the same inputs always give
+the same bundle; or, with ``--target here``, by timing on the build machine.
 
 Every candidate (full int8, dynamic range, float16, float32) is converted from the same
 Keras model, then measured on held-out aligned faces: agreement with the float model
 (cosine of the embeddings, distance changes, decisions flipped at the reference tau) and
-latency per face (one thread, interleaved rounds, median). The rule:
+latency per face (one thread, interleaved rounds, median; recorded, and used by ``here``).
+
+For a target (:data:`TARGETS`, :func:`choose_for`): the first accurate candidate (rule 1
+below) in the target's order of preference, which depends on whether the network has
+PReLU activations (:data:`PREFERENCE`). ``here`` keeps the timing rule:
 
 1. a candidate is *accurate* when its embeddings follow the float model's closely
    (cosine mean >= 0.995 and min >= 0.98 over the held-out faces);
@@ -32,8 +38,10 @@ import numpy as np
 
 from edge.bundle import EncoderSpec
 from edge.embedder import TFLiteEmbedder
+from model_export.targets import PREFERENCE, TARGETS
 
 logger = logging.getLogger(__name__)
+
 
 QUANTIZATIONS = ("int8", "dynamic", "float16", "float32")
 BOTH = ("ai-edge-litert", "tflite-runtime 2.14")
@@ -150,6 +158,44 @@ def choose(candidates: list[Candidate]) -> Candidate:
         if best_broad.ms < fastest.ms * FEWER_RUNTIMES_SPEEDUP:
             return best_broad
     return fastest
+
+
+def parse_target(value: str) -> str:
+    if value not in TARGETS:
+        raise ValueError(f"target {value!r}: choose one of {', '.join(TARGETS)}")
+    return value
+
+
+def has_prelu(model: Any) -> bool:
+    """Whether a Keras model (or any model nested in it) has a PReLU layer."""
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if type(layer).__name__ == "PReLU":
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
+
+
+def target_rule(target: str, prelu: bool) -> str:
+    order = " > ".join(PREFERENCE[target][prelu])
+    kind = "a PReLU network" if prelu else "no PReLU"
+    return (
+        f"accurate: cosine to float mean >= {MIN_COSINE_MEAN} and min >= {MIN_COSINE_MIN} on "
+        f"the held-out faces; then the first of {order} ({kind}) for {target}: {TARGETS[target]}"
+    )
+
+
+def choose_for(candidates: list[Candidate], target: str, prelu: bool) -> Candidate:
+    """The first accurate candidate in the target's order (the most accurate when none
+    is); ``here``: the timing rule (:func:`choose`). One candidate: that one."""
+    if target == "here" or len(candidates) == 1:
+        return choose(candidates)
+    accurate = [c for c in candidates if c.accurate] or [
+        max(candidates, key=lambda c: c.agreement["cosine_min"])
+    ]
+    order = PREFERENCE[target][prelu]
+    return min(accurate, key=lambda c: order.index(c.name))
 
 
 def spec_for(spec: EncoderSpec, name: str) -> EncoderSpec:

@@ -11,7 +11,16 @@ import pytest
 from edge.align import ARCFACE_112, SimilarityAligner, similarity_transform
 from edge.tflite import RuntimeMissingError, interpreter_class
 from edge.types import BBox, Detection
-from model_export.quantize import Candidate, choose, parse_choice
+from model_export.quantize import (
+    QUANTIZATIONS,
+    Candidate,
+    choose,
+    choose_for,
+    has_prelu,
+    parse_choice,
+    parse_target,
+)
+from model_export.targets import PREFERENCE, TARGETS
 
 
 def _similarity(scale: float, angle: float, tx: float, ty: float) -> np.ndarray:
@@ -102,3 +111,47 @@ def test_a_bundle_for_litert_only_says_what_to_install() -> None:
         interpreter_class(prefer="tflite-runtime", runtimes=("ai-edge-litert",))
     _cls, name = interpreter_class(runtimes=("ai-edge-litert", "tflite-runtime 2.14"))
     assert name == "ai-edge-litert"
+
+
+def test_a_target_picks_by_its_table_not_by_the_clock() -> None:
+    # dynamic timed slower here: the Pi 4 table still takes it for a PReLU network
+    cands = [_cand("int8", 1.0), _cand("dynamic", 9.0), _cand("float32", 5.0)]
+    assert choose_for(cands, "pi4", prelu=True).name == "dynamic"
+    assert choose_for(cands, "pi4", prelu=False).name == "int8"
+    assert choose_for(list(reversed(cands)), "pi4", prelu=True).name == "dynamic"
+    # the same candidates with other timings give the same bundle
+    retimed = [_cand("int8", 50.0), _cand("dynamic", 0.5), _cand("float32", 0.1)]
+    assert choose_for(retimed, "pi4", prelu=False).name == "int8"
+    # a Zero 2 W prefers what both runtimes load; "here" times instead
+    both = [_cand("dynamic", 1.0), _cand("float16", 2.0, size=5), _cand("float32", 2.0, size=9)]
+    assert choose_for(both, "pi-zero2", prelu=True).name == "float16"
+    assert choose_for(both, "here", prelu=True).name == "dynamic"
+
+
+def test_a_target_never_ships_an_inaccurate_candidate() -> None:
+    cands = [_cand("int8", 1.0, cos_min=0.90), _cand("dynamic", 2.0), _cand("float32", 3.0)]
+    assert choose_for(cands, "x86", prelu=False).name == "dynamic"
+    none_good = [_cand("int8", 1.0, cos_min=0.90), _cand("dynamic", 2.0, cos_min=0.95)]
+    assert choose_for(none_good, "pi5", prelu=False).name == "dynamic"  # the most accurate
+
+
+def test_every_target_orders_every_quantization_and_unknown_targets_fail() -> None:
+    for target, orders in PREFERENCE.items():
+        assert target in TARGETS
+        for order in orders.values():
+            assert sorted(order) == sorted(QUANTIZATIONS)
+    assert set(TARGETS) - set(PREFERENCE) == {"here"}
+    with pytest.raises(ValueError, match="pi4"):
+        parse_target("pi3")
+
+
+def test_prelu_is_found_in_nested_models() -> None:
+    class Layer:
+        def __init__(self, layers: list[object] | None = None) -> None:
+            self.layers = layers or []
+
+    class PReLU(Layer):
+        pass
+
+    assert has_prelu(Layer([Layer(), Layer([Layer(), PReLU()])]))
+    assert not has_prelu(Layer([Layer(), Layer([Layer()])]))

@@ -69,13 +69,16 @@ def test_motion_settings_are_checked() -> None:
 
 
 def pipeline(
-    engine: FakeEngine, zones: list[list[tuple[float, float]]] | None = None
+    engine: FakeEngine,
+    zones: list[list[tuple[float, float]]] | None = None,
+    detect_fps: float = 0.0,
 ) -> tuple[Pipeline, ListSink]:
     policy = Policy("euclidean", verify_tau=0.6, identify_tau=0.5, min_face=40, min_sharpness=10.0)
     sink = ListSink()
     tracker = Tracker(TrackerSettings(k=3, n=5, unknown_after=4), "door")
     return Pipeline(engine, FakeGallery({"Alice": [(0.0, 0.0)]}), policy, ENCODER, tracker, sink,
-                    clock=FakeClock(), motion=MotionSettings(), zones=zones or []), sink  # fmt: skip
+                    clock=FakeClock(), motion=MotionSettings(), zones=zones or [],
+                    detect_fps=detect_fps), sink  # fmt: skip
 
 
 def test_a_static_sequence_runs_no_detector_after_the_first_frame() -> None:
@@ -101,6 +104,35 @@ def test_motion_wakes_the_detector_and_a_live_track_keeps_it_awake() -> None:
         p.process(Frame(with_square(SCENE, 60), i, 100 + i / 25, "door"))
     assert engine.calls["detect"] == 12
     assert [e.person for e in sink.events] == ["Alice"]
+
+
+def test_detect_fps_spaces_detections_and_the_frames_between_keep_their_tracks() -> None:
+    engine = FakeEngine()
+    engine.width = 320
+    p, sink = pipeline(engine, detect_fps=10)
+    face = FakeFace(BBox(40, 20, 100, 80), (0.0, 0.0))
+    for i in range(50):  # two seconds at 25 frames a second, someone standing in view
+        engine.add(face)
+        p.process(Frame(with_square(SCENE, 60), i, 100 + i / 25, "door"))
+    assert engine.calls["detect"] == 17  # every 0.12 s: 25 / 3 a second
+    assert p.stats.detector_runs == 17 and p.stats.skipped == 33
+    assert p.tracker.started() == 1  # one track throughout: skipped frames miss nothing
+    assert [e.person for e in sink.events] == ["Alice"]
+
+
+def test_a_clock_set_back_or_a_cut_detects_at_once() -> None:
+    engine = FakeEngine()
+    engine.width = 320
+    p, _ = pipeline(engine, detect_fps=1)
+    face = FakeFace(BBox(40, 20, 100, 80), (0.0, 0.0))
+    stamps = [100.0, 100.1, 50.0, 50.1]  # the camera's clock was set back after 0.1 s
+    for i, t in enumerate(stamps):
+        engine.add(face)
+        p.process(Frame(with_square(SCENE, 60), i, t, "door"))
+    assert p.stats.detector_runs == 2
+    engine.add(face)
+    p.process(Frame(255 - SCENE, 4, 50.2, "door"))  # a cut, 0.2 s after the last detection
+    assert p.stats.detector_runs == 3
 
 
 def test_a_cut_ends_the_tracks() -> None:
