@@ -74,6 +74,7 @@ def check_config_cmd(state: State, as_json: bool) -> None:
       EDGE_FACE_MQTT_PORT=1884 edge-face check-config --json
     """
     from edge.config_check import check_config
+    from edge.sources import redact
 
     try:
         config = load_config(state.config_path, os.environ)
@@ -90,7 +91,8 @@ def check_config_cmd(state: State, as_json: bool) -> None:
             "file": source,
             "problems": report.problems,
             "notes": report.notes,
-            "config": _plain(config),
+            "config": _plain(config)
+            | {"camera": _plain(config.camera) | {"source": redact(config.camera.source)}},
         }
         click.echo(json.dumps(out, indent=2))
     else:

@@ -12,7 +12,7 @@ from edge.engine import FaceEngine
 from edge.enroll import EnrollReport, Outcome, Rejected, pick_face, sample_from
 from edge.errors import EdgeError
 from edge.gallery import Gallery, Sample
-from edge.sources import open_source
+from edge.sources import open_source, redact
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,6 @@ def enroll_from_camera(
     for reason, n in reasons.most_common():
         outcomes.append(Outcome(f"{n} camera frame(s)", False, reason))
     if not samples and not reasons:
-        raise EdgeError(f"the camera {source!r} gave no frames")
+        raise EdgeError(f"the camera {redact(source)!r} gave no frames")
     stored = gallery.add(name, samples) if samples else 0
     return EnrollReport(name, outcomes, stored)

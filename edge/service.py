@@ -33,7 +33,7 @@ from edge.runner import Runner
 from edge.schedule import ScheduleSettings
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
-from edge.sources import is_live, open_source
+from edge.sources import is_live, open_source, redact
 from edge.tracker import Tracker, TrackerSettings
 from edge.types import RecognitionEvent
 
@@ -102,7 +102,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         mqtt.start()
         sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
     tracker = Tracker(tracker_settings(config), camera=config.camera.name)
-    source = open_source(config.camera.source, config.camera.name)
+    source = open_source(config.camera.source, config.camera.name, retry_at_start=True)
     policy = policy_for(
         bundle.manifest, config.recognition, min_face=config.camera.min_face, cohort=bundle.cohort
     )
@@ -131,7 +131,9 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
 
     notifier.ready()
     logger.info(
-        "running: camera %r, %d people enrolled", config.camera.source, len(pipeline.matrix.names)
+        "running: camera %r, %d people enrolled",
+        redact(config.camera.source),
+        len(pipeline.matrix.names),
     )
     runner = Runner(source, pipeline, live=live, stop=stop, max_fps=config.camera.max_fps, on_tick=tick,
                     tick_s=config.mqtt.status_interval_s, watchdog=notifier.watchdog)  # fmt: skip

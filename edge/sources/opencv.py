@@ -1,7 +1,9 @@
 """Frames from OpenCV's VideoCapture: a V4L2 device, a video file, an rtsp/http stream.
 
-A live source (a device number or a URL) that fails is reopened with backoff, logged once
-when lost and once when back, never per frame. A file ends the run when it ends; its
+A live source (a device number, a /dev/ path or a URL) that fails is reopened with backoff,
+logged once when lost and once when back, never per frame; one that is not there at start
+(an IP camera that boots slower than the Pi) is retried the same way when the daemon asks
+for it. Logs and errors show the source with its password redacted. A file ends the run when it ends; its
 frames are stamped with the recording's own clock (the time it was opened plus the frame's
 position at the file's frame rate), so a clip read faster or slower than real time is
 tracked and scheduled (``edge.schedule``) as it would be live.
@@ -17,6 +19,7 @@ from pathlib import Path
 import cv2
 
 from edge.errors import EdgeError
+from edge.sources import is_live, redact
 from edge.types import Frame
 
 logger = logging.getLogger(__name__)
@@ -31,23 +34,39 @@ class SourceError(EdgeError):
 
 class OpenCVSource:
     def __init__(
-        self, source: int | str, camera: str = "camera", max_backoff_s: float = 30.0
+        self,
+        source: int | str,
+        camera: str = "camera",
+        max_backoff_s: float = 30.0,
+        retry_at_start: bool = False,
     ) -> None:
         self.source, self.camera = source, camera
-        self.live = isinstance(source, int) or not Path(source).exists()
+        self.shown = redact(source)  # never the password
+        self.live = is_live(source)
         self.max_backoff_s = max_backoff_s
-        self._cap = self._open()
-        if self._cap is None:
+        if not self.live and not Path(str(source)).is_file():
             raise SourceError(
-                f"cannot open camera source {source!r} (check [camera] source and the device)"
+                f"no such video file {self.shown!r} (check [camera] source: a device number, "
+                "a /dev/ path, a video file, a folder of images or an rtsp/http URL)"
+            )
+        self._cap = self._open()
+        self.ok = self._cap is not None
+        if self._cap is None and not (self.live and retry_at_start):
+            raise SourceError(
+                f"cannot open camera source {self.shown!r} (check [camera] source and the device)"
+            )
+        if self._cap is None:
+            logger.error(
+                "camera %r is not available yet: retrying (backoff up to %.0f s)",
+                self.shown,
+                max_backoff_s,
             )
         self._index = 0
         self._opened = time.time()
-        fps = self._cap.get(cv2.CAP_PROP_FPS) if not self.live else 0.0
+        fps = self._cap.get(cv2.CAP_PROP_FPS) if self._cap is not None and not self.live else 0.0
         self._period = 1.0 / fps if fps and 0 < fps <= 1000 else 1.0 / DEFAULT_FILE_FPS
         self._closed = threading.Event()
         self._lock = threading.Lock()  # close() from another thread waits for a read in progress
-        self.ok = True
 
     def _open(self) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(self.source)
@@ -67,7 +86,7 @@ class OpenCVSource:
                 ok, bgr = self._cap.read() if self._cap is not None else (False, None)
             if ok and bgr is not None:
                 if not self.ok:
-                    logger.warning("camera %r is back", self.source)
+                    logger.warning("camera %r is back", self.shown)
                     self.ok = True
                 self._index += 1
                 stamp = (
@@ -80,7 +99,7 @@ class OpenCVSource:
             if self.ok:
                 logger.error(
                     "camera %r gives no frames: reconnecting (backoff up to %.0f s)",
-                    self.source,
+                    self.shown,
                     self.max_backoff_s,
                 )
                 self.ok = False

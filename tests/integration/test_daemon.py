@@ -221,3 +221,33 @@ def test_a_stream_camera_that_vanishes_and_returns(bundle_dir: Path, gallery_fil
         camera.stop()
     text = log.read_text()
     assert text.count("gives no frames") == 1 and "recognized Barack Obama" in text
+
+
+def test_a_camera_that_is_not_up_yet_keeps_the_daemon_running(bundle_dir: Path, gallery_file: Path,
+                                                               broker: Broker, tmp_path: Path) -> None:  # fmt: skip
+    """An IP camera that boots slower than the Pi: the daemon stays up, online, says
+    camera_ok false, never logs the camera's password, and stops at once on SIGTERM."""
+    from broker import free_port
+
+    camera = f"http://admin:secret@127.0.0.1:{free_port()}/video"  # nothing listens there
+    listener = Listener(broker, ["edge-face/test/#"])
+    log = tmp_path / "daemon.log"
+    env = daemon_env(bundle_dir, gallery_file, broker, Path("unused"), tmp_path,
+                     EDGE_FACE_CAMERA_SOURCE=camera, EDGE_FACE_MQTT_STATUS_INTERVAL_S="1")  # fmt: skip
+    proc = start(env, log)
+
+    def camera_down() -> bool:
+        return any(
+            not json.loads(p)["camera_ok"] for p in listener.payloads("edge-face/test/status")
+        )
+
+    assert wait_until(camera_down, 60), log.read_text()[-3000:]
+    assert proc.poll() is None and listener.payloads("edge-face/test/availability")[-1] == b"online"
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert time.monotonic() - began < 5
+    text = log.read_text()
+    assert "not available yet" in text and "admin:***@127.0.0.1" in text
+    assert "secret" not in text
+    listener.close()

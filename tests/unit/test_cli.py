@@ -57,6 +57,16 @@ def test_check_config_json_and_env_override(tmp_path: Path, repo_root: Path) -> 
     assert bad.exit_code == 2 and json.loads(bad.output)["ok"] is False
 
 
+def test_check_config_never_shows_a_camera_password(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[camera]\nsource = "rtsp://admin:secret@10.0.0.5/live"\n')
+    for args in (["check-config"], ["check-config", "--json"]):
+        result = run("--config", str(cfg), *args)
+        assert "secret" not in result.output, result.output
+    out = json.loads(run("--config", str(cfg), "check-config", "--json").output)
+    assert out["config"]["camera"]["source"] == "rtsp://admin:***@10.0.0.5/live"
+
+
 def test_config_file_from_environment_variable(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[mqtt]\nport = 0\n")

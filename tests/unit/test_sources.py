@@ -112,3 +112,56 @@ def test_picamera_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(opencv_source.SourceError, match="apt install python3-picamera2"):
         open_source("picamera")
+
+
+class AbsentCapture(FlakyCapture):
+    """A camera that is not there until ``AbsentCapture.up`` (an IP camera still booting)."""
+
+    up = False
+
+    def __init__(self, source: object) -> None:
+        self.opened = AbsentCapture.up
+
+
+def test_a_camera_not_there_at_start_is_retried_by_the_daemon(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    AbsentCapture.up = False
+    FlakyCapture.script = []
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", AbsentCapture)
+    url = "http://admin:secret@camera.local/video"
+    with pytest.raises(opencv_source.SourceError, match="cannot open"):  # enroll --camera
+        open_source(url)
+    with caplog.at_level(logging.WARNING):
+        source = open_source(url, retry_at_start=True)  # the daemon
+        assert source.ok is False  # status: camera_ok false while it retries
+        tries = []
+
+        def wait(timeout: float) -> bool:
+            tries.append(timeout)
+            AbsentCapture.up = len(tries) >= 3  # up at the third try
+            return False
+
+        monkeypatch.setattr(source._closed, "wait", wait)
+        frame = source.read()
+    assert frame is not None and source.ok and tries == [1.0, 2.0, 4.0]
+    assert caplog.text.count("not available yet") == 1 and caplog.text.count("is back") == 1
+    assert "secret" not in caplog.text and "admin:***@camera.local" in caplog.text
+    source.close()
+
+
+def test_a_missing_video_file_is_an_error_not_a_camera(tmp_path: Path) -> None:
+    missing = str(tmp_path / "door.mp4")
+    assert not is_live(missing) and is_live("/dev/video9") and is_live("http://cam/x")
+    with pytest.raises(opencv_source.SourceError, match="no such video file"):
+        open_source(missing, retry_at_start=True)
+
+
+def test_passwords_never_leave_the_source() -> None:
+    from edge.sources import redact
+
+    assert redact("rtsp://admin:s3cr%40t@10.0.0.5:554/live") == "rtsp://admin:***@10.0.0.5:554/live"
+    assert redact("http://cam.local/video") == "http://cam.local/video"
+    assert redact("http://user@cam.local/v") == "http://user@cam.local/v"  # no password
+    assert redact(0) == "0" and redact("/dev/video0") == "/dev/video0"
+    assert "pw" not in redact("http://u:pw@[::1")  # malformed: nothing after the scheme
