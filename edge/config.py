@@ -132,6 +132,7 @@ class MqttConfig:
     discovery: bool = True
     outbox: Path = Path("/var/lib/edge-face/outbox.db")
     outbox_max: Annotated[int, Field(ge=10, le=10_000_000)] = 10000
+    event_max_age_s: Annotated[float, Field(ge=0, le=31_536_000)] = 60.0
 
     @field_validator("topic_prefix")
     @classmethod

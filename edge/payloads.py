@@ -65,6 +65,7 @@ class Status:
     outbox_pending: int
     outbox_dropped: int
     camera_ok: bool
+    outbox_ok: bool = True  # False once an event could not be stored (a full disk)
 
 
 def _num(value: float, digits: int) -> float | None:
@@ -101,6 +102,20 @@ def event_payload(event: RecognitionEvent, include_crop: bool) -> bytes:
     return _json(obj)
 
 
+def mark_stale(payload: bytes, age_s: float) -> bytes:
+    """An event that waited in the outbox longer than ``[mqtt] event_max_age_s``, marked
+    ``"stale": true`` with its ``age_s`` (an automation that opens a door ignores it); a
+    payload that is not a JSON object is returned as it is."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(obj, dict):
+        return payload
+    obj["stale"], obj["age_s"] = True, round(age_s, 1)
+    return _json(obj)
+
+
 def status_payload(status: Status) -> bytes:
     """The retained status as UTF-8 JSON; latencies as ``{stage: {"p50": .., "p95": ..}}``."""
     return _json(
@@ -118,6 +133,7 @@ def status_payload(status: Status) -> bytes:
             "outbox_pending": status.outbox_pending,
             "outbox_dropped": status.outbox_dropped,
             "camera_ok": status.camera_ok,
+            "outbox_ok": status.outbox_ok,
         }
     )
 

@@ -123,7 +123,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         status = Status(fps=st.fps(), latency_ms=st.percentiles(), faces_seen=st.faces_seen,
                         gallery_size=len(pipeline.matrix.names), uptime_s=time.monotonic() - st.started,
                         version=__version__, outbox_pending=mqtt.pending() if mqtt else 0,
-                        outbox_dropped=mqtt.outbox.dropped() if mqtt else 0, camera_ok=getattr(source, "ok", True))  # fmt: skip
+                        outbox_dropped=mqtt.outbox.dropped() if mqtt else 0, camera_ok=getattr(source, "ok", True),
+                        outbox_ok=not (mqtt and mqtt.outbox_failing))  # fmt: skip
         if mqtt is not None:
             mqtt.publish_state(t.status, status_payload(status), retain=True)
         notifier.status(f"{status.fps:.1f} fps, {status.faces_seen} faces seen, {status.gallery_size} people, "

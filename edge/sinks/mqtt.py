@@ -6,7 +6,9 @@ never retained) while the broker is connected and deletes each row on its PUBACK
 Retained state and discovery go directly (``publish_state``), latest wins.
 
 QoS 1 is "at least once": a message whose PUBACK was lost (connection cut, process
-killed) is sent again, so consumers drop duplicates by the payload's event id.
+killed) is sent again, so consumers drop duplicates by the payload's event id. Events
+older than ``event_max_age_s`` go out marked ``"stale": true`` (``payloads.mark_stale``);
+with the outbox unwritable (a full disk) and the broker up, events go to paho directly.
 
 Availability: Last Will ``offline`` (retained, QoS 1) on ``availability_topic``;
 ``online`` (retained) after every connect, ``offline`` on :meth:`MqttSink.close`.
@@ -15,6 +17,7 @@ Every public method logs and swallows errors: a sink never raises into the pipel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -27,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.config import MqttConfig
 from edge.errors import ConfigError
+from edge.payloads import mark_stale
 from edge.secrets import mqtt_password
 from edge.sinks.outbox import Outbox, OutboxItem
 from edge.sinks.sender import WINDOW, OutboxSender
@@ -70,6 +74,8 @@ class MqttSink:
         self._ever_connected = False
         self._quiet_failures = False  # a connection failure was logged: log no more
         self._started = self._closing = False
+        self._stale_logged = False  # once per connection
+        self.outbox_failing = False  # the outbox could not take an event (status flag)
         self._disconnected = threading.Event()
         self._sender = OutboxSender(outbox, self._publish_item, window=window)
         self.client = self._make_client(client_id or f"edge-face-{config.device_id}", password)
@@ -153,11 +159,21 @@ class MqttSink:
             return False
         try:
             self.outbox.put(topic, bytes(payload), qos=1)
-        except Exception:
-            logger.exception("cannot store an event for %s: it is lost", topic)
-            return False
+        except Exception as exc:
+            return self._publish_unstored(topic, bytes(payload), exc)
         self._sender.wake()
         return True
+
+    def _publish_unstored(self, topic: str, payload: bytes, exc: Exception) -> bool:
+        """The outbox could not take the event (a full disk): straight to paho when
+        connected (QoS 1: kept until acknowledged, in memory only), else lost."""
+        self.outbox_failing = True
+        with contextlib.suppress(Exception):
+            if self._connected and not self.client.publish(topic, payload, qos=1).rc:
+                logger.error("cannot store an event in the outbox (%s): sent directly", exc)
+                return True
+        logger.error("cannot store an event (%s) and the broker is not there: lost", exc)
+        return False
 
     def publish_state(self, topic: str, payload: bytes | str, retain: bool = True) -> bool:
         """Publish retained state or discovery now (QoS 1); skipped while disconnected,
@@ -216,6 +232,7 @@ class MqttSink:
         logger.info("%sconnected to the MQTT broker %s", again, self._where)
         self._ever_connected, self._quiet_failures = True, False
         self._connected = True
+        self._stale_logged = False
         self._disconnected.clear()
         try:
             client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
@@ -263,8 +280,18 @@ class MqttSink:
     # the sender's thread
     def _publish_item(self, item: OutboxItem) -> int | None:
         """Hand one event to paho: its mid once paho holds it (paho sends it again after
-        a reconnect), None when paho did not take it."""
-        info = self.client.publish(item.topic, item.payload, qos=item.qos, retain=False)
+        a reconnect), None when paho did not take it. One that waited longer than
+        ``event_max_age_s`` is marked stale."""
+        payload = item.payload
+        age = time.time() - item.created
+        limit = self.config.event_max_age_s
+        if limit > 0 and age > limit:
+            payload = mark_stale(payload, age)
+            if not self._stale_logged:
+                logger.warning("events waited longer than %.0f s for the broker: sent marked "
+                               '"stale": true', limit)  # fmt: skip
+                self._stale_logged = True
+        info = self.client.publish(item.topic, payload, qos=item.qos, retain=False)
         taken = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
             item.qos > 0 and info.rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
         )  # QoS 0 is kept by paho only when sent; QoS 1 also when not connected

@@ -7,12 +7,16 @@ or not at all. Ids come from ``AUTOINCREMENT``: they only grow and are never reu
 the order of the events.
 
 The outbox is bounded (``max_items``): when it is full the oldest rows are deleted, a
-persisted counter of dropped events grows, and one warning is logged per burst.
+persisted counter of dropped events grows, and one warning is logged per burst. It keeps
+a disk-space reserve (``min_free_bytes``): with less free space than that on its file
+system, ``put`` refuses (the MQTT sink then sends the event directly when it can), so the
+gallery and the system keep room to work.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from edge.errors import EdgeError
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ITEMS = 10_000
+DEFAULT_MIN_FREE_BYTES = 20 * 2**20  # the disk-space reserve
 
 
 # The SQL, in one place (as in edge/gallery.py). (Kept out of the methods also because
@@ -78,17 +83,37 @@ class Outbox:
     """
 
     def __init__(
-        self, db: Path | sqlite3.Connection, *, max_items: int = DEFAULT_MAX_ITEMS
+        self,
+        db: Path | sqlite3.Connection,
+        *,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
-        self.max_items = max_items
+        self.max_items, self.min_free_bytes = max_items, min_free_bytes
         self._burst = 0  # rows dropped since the outbox became full (0: not full)
         self.db = Database(db, what="outbox", migrations=MIGRATIONS, error=OutboxError)
         self.path, self.conn, self._lock = self.db.path, self.db.conn, self.db.lock
 
+    def free_bytes(self) -> int | None:
+        """Free space on the outbox's file system (None: in memory, or not known)."""
+        if self.path is None:
+            return None
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return None
+
     def put(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Store a message and return its id; drops the oldest rows if the outbox is full."""
+        """Store a message and return its id; drops the oldest rows if the outbox is full.
+        Raises :class:`OutboxError` when it cannot be stored (disk full, below the reserve)."""
+        free = self.free_bytes()
+        if free is not None and free < self.min_free_bytes:
+            raise OutboxError(
+                f"only {free // 2**20} MB free on the outbox's disk (keeps "
+                f"{self.min_free_bytes // 2**20} MB in reserve): free some space"
+            )
         try:
             with self.db.write():
                 cur = self.conn.execute(

@@ -40,9 +40,11 @@ def make_sink(tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
         *,
         on_connected: Callable[[], None] | None = None,
         on_ha_birth: Callable[[], None] | None = None,
+        event_max_age_s: float = 60.0,
     ) -> MqttSink:
         outbox = Outbox(tmp_path / f"outbox{len(made)}.db")
-        config = MqttConfig(host="127.0.0.1", port=port, device_id="test", keepalive=5)
+        config = MqttConfig(host="127.0.0.1", port=port, device_id="test", keepalive=5,
+                            event_max_age_s=event_max_age_s)  # fmt: skip
         sink = MqttSink(
             config,
             availability_topic=AVAILABILITY,
@@ -172,6 +174,42 @@ def test_broker_outage_loses_nothing_and_duplicates_nothing(
         time.sleep(0.5)
         assert ids(listener) == list(range(40))
         assert len(connects) == 2  # on_connected after the connect and the reconnect
+    finally:
+        listener.close()
+        sink.close(timeout=1.0)
+        broker.stop()
+
+
+def test_events_that_waited_for_the_broker_arrive_marked_stale(
+    tmp_path: Path, make_sink: Callable[..., MqttSink]
+) -> None:
+    """The replayed-recognition incident: events that waited longer than event_max_age_s
+    for the broker are still delivered, each marked stale with its age; fresh ones not."""
+    import json
+
+    broker = Broker(tmp_path / "broker", persistence=True)
+    broker.start()
+    listener = Listener(broker, [EVENTS], client_id="ha", clean_session=False)
+    sink = make_sink(broker.port, event_max_age_s=1.0)
+    try:
+        sink.publish_event(EVENTS, b'{"event_id":"a","type":"recognized"}')
+        assert wait_until(lambda: len(listener.payloads(EVENTS)) == 1, 10)
+        time.sleep(0.5)
+        broker.stop()
+        assert wait_until(lambda: not sink.connected, 5)
+        for name in ("b", "c"):
+            assert sink.publish_event(
+                EVENTS, f'{{"event_id":"{name}","type":"recognized"}}'.encode()
+            )
+        time.sleep(2.0)  # longer than event_max_age_s
+        broker.start()
+        assert wait_until(lambda: sink.connected, 15)
+        sink.publish_event(EVENTS, b'{"event_id":"d","type":"unknown"}')
+        assert wait_until(lambda: len(listener.payloads(EVENTS)) == 4, 15)
+        got = {e["event_id"]: e for e in map(json.loads, listener.payloads(EVENTS))}
+        assert "stale" not in got["a"] and "stale" not in got["d"]
+        assert got["b"]["stale"] is True and got["c"]["stale"] is True
+        assert got["b"]["age_s"] >= 2.0 and got["b"]["type"] == "recognized"
     finally:
         listener.close()
         sink.close(timeout=1.0)

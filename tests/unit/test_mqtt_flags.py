@@ -69,3 +69,57 @@ def test_an_event_to_a_wildcard_topic_is_refused_and_not_stored() -> None:
     assert not s.publish_event("", b"{}")
     assert s.outbox.count() == 0
     assert s._publish_item(OutboxItem(1, "t", b"{}", 1, 0.0)) == 7
+
+
+def test_an_event_that_waited_too_long_goes_out_marked_stale() -> None:
+    import json
+    import time
+
+    s, client = sink()  # event_max_age_s 60 by default
+    now = time.time()
+    fresh = OutboxItem(1, "ef/door/events", b'{"type":"recognized"}', 1, now - 5)
+    old = OutboxItem(2, "ef/door/events", b'{"type":"recognized"}', 1, now - 1200)
+    s._publish_item(fresh)
+    s._publish_item(old)
+    first, second = (json.loads(p["payload"]) for p in client.published)
+    assert "stale" not in first
+    assert second["stale"] is True and 1199 < second["age_s"] < 1260
+    never = MqttSink(MqttConfig(device_id="door", event_max_age_s=0), availability_topic="a",
+                     outbox=s.outbox)  # fmt: skip
+    never.client = client  # type: ignore[assignment]
+    never._publish_item(old)
+    assert "stale" not in json.loads(client.published[-1]["payload"])
+
+
+class FullOutbox(Outbox):
+    def put(self, topic: str, payload: bytes, qos: int = 1) -> int:
+        from edge.sinks.outbox import OutboxError
+
+        raise OutboxError("disk full")
+
+
+def test_an_event_the_outbox_cannot_take_is_sent_directly_when_connected() -> None:
+    outbox = FullOutbox(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+    s = MqttSink(MqttConfig(device_id="door"), availability_topic="a", outbox=outbox)
+    client = RecordingClient()
+    s.client = client  # type: ignore[assignment]
+    assert not s.publish_event("ef/door/events", b"{}")  # not connected: lost, and said so
+    assert client.published == [] and s.outbox_failing
+    s._connected = True
+    assert s.publish_event("ef/door/events", b"{}")
+    assert client.published == [
+        {"topic": "ef/door/events", "payload": b"{}", "qos": 1, "retain": False}
+    ]
+
+
+def test_the_outbox_keeps_a_disk_space_reserve(tmp_path: Any) -> None:
+    import pytest
+
+    from edge.sinks.outbox import OutboxError
+
+    with Outbox(tmp_path / "outbox.db", min_free_bytes=2**62) as outbox:
+        with pytest.raises(OutboxError, match="in reserve"):
+            outbox.put("t", b"x")
+        assert outbox.count() == 0
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        assert outbox.put("t", b"x") and outbox.count() == 1

@@ -117,6 +117,7 @@ def test_status_payload() -> None:
         "outbox_pending": 1,
         "outbox_dropped": 0,
         "camera_ok": True,
+        "outbox_ok": True,
     }
 
 
@@ -186,7 +187,7 @@ def test_status_numbers_keep_their_decimals() -> None:
     )
     assert status_payload(status) == (
         b'{"v":1,"fps":null,"latency_ms":{},"faces_seen":0,"gallery_size":0,"uptime_s":12.3,'
-        b'"version":"0.1.0","outbox_pending":0,"outbox_dropped":0,"camera_ok":false}'
+        b'"version":"0.1.0","outbox_pending":0,"outbox_dropped":0,"camera_ok":false,"outbox_ok":true}'
     )
 
 
