@@ -145,14 +145,38 @@ def readme_pick(result: Result, doc: Path) -> str:
 
 def readme_daemon(result: Result, doc: Path) -> str:
     key, m = _default(result), result["machine"]
-    clip = result["clip"]["systems"][key]
-    fps, rss = clip["fps"], clip["peak_rss_mb"]
+    rt = result.get("realtime")
+    if not rt:
+        clip = result["clip"]["systems"][key]
+        fps, rss = clip["fps"], clip["peak_rss_mb"]
+        return (
+            f"On {m['cpu_model']} ({m['nproc']} cores), the default bundle "
+            f"(`{result['bundles'][key]['name']}`) detects, aligns, embeds and matches every face "
+            f"of the Hamilton clip at {fps['median']:.1f} frames/s [{fps['min']:.1f}-"
+            f"{fps['max']:.1f} over rounds] on one thread, {rss['median']:.0f} MB peak RSS "
+            f"(`make bench` of {result['date']}, [BENCHMARKS.md]({_link(doc, 'docs/BENCHMARKS.md')}))."
+        )
+    h = rt["results"]["hamilton"]
+    on, off = h["daemon-on"], h["daemon-off"]
+    idle = rt["results"].get("idle")
+    pi4 = rt["pi_frame"]["boards"]["pi4"]
+    idle_text = (
+        f"; on an idle scene (nothing moving) {idle['daemon-on']['cpu_per_video_s']:.3f} CPU "
+        f"seconds per second of video against {idle['daemon-off']['cpu_per_video_s']:.3f}"
+        if idle
+        else ""
+    )
     return (
-        f"On {m['cpu_model']} ({m['nproc']} cores), the default bundle "
-        f"(`{result['bundles'][key]['name']}`) detects, aligns, embeds and matches every face of "
-        f"the Hamilton clip at {fps['median']:.1f} frames/s [{fps['min']:.1f}-{fps['max']:.1f} "
-        f"over rounds] on one thread, {rss['median']:.0f} MB peak RSS (`make bench` of "
-        f"{result['date']}, [BENCHMARKS.md]({_link(doc, 'docs/BENCHMARKS.md')}))."
+        f"On {m['cpu_model']} ({m['nproc']} cores), one thread, the default bundle "
+        f"(`{rt['bundle']['name']}`) and the default `[pipeline]`, the daemon runs the Hamilton "
+        f"clip at {on['fps']:.1f} frames/s with {on['encoder_per_frame']:.2f} encoder and "
+        f"{on['detector_per_frame']:.2f} detector calls a frame, against {off['fps']:.1f} "
+        f"frames/s and {off['encoder_per_frame']:.2f} encoder calls with every face of every "
+        f"frame embedded; played at its own frame rate it costs {on['cpu_per_video_s']:.3f} CPU "
+        f"seconds per second of video against {off['cpu_per_video_s']:.3f}{idle_text}; "
+        f"{on['peak_rss_mb']:.0f} MB peak RSS. One Pi 4 core would run it at about "
+        f"{pi4['fps']:.0f} frames/s (an estimate, nothing ran on a Pi). From `make bench` of "
+        f"{rt['date']}, [BENCHMARKS.md]({_link(doc, 'docs/BENCHMARKS.md')}#real-time-on-one-core)."
     )
 
 
