@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: the frame rate assumed for a video file that does not give one
 DEFAULT_FILE_FPS = 25.0
+#: a stream (a URL) that sends nothing for this long counts as lost and is reopened: a
+#: stalled read or connect returns instead of blocking (FFmpeg's own default is 30 s)
+STREAM_TIMEOUT_MS = 5000
 
 
 class SourceError(EdgeError):
@@ -69,7 +72,12 @@ class OpenCVSource:
         self._lock = threading.Lock()  # close() from another thread waits for a read in progress
 
     def _open(self) -> cv2.VideoCapture | None:
-        cap = cv2.VideoCapture(self.source)
+        if isinstance(self.source, str) and "://" in self.source:
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]  # fmt: skip
+            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, timeouts)
+        else:
+            cap = cv2.VideoCapture(self.source)
         if cap.isOpened():
             return cap
         cap.release()
@@ -84,6 +92,11 @@ class OpenCVSource:
                 if self._closed.is_set():
                     return None
                 ok, bgr = self._cap.read() if self._cap is not None else (False, None)
+                if self._closed.is_set():  # closed during the read: release it here
+                    if self._cap is not None:
+                        self._cap.release()
+                        self._cap = None
+                    return None
             if ok and bgr is not None:
                 if not self.ok:
                     logger.warning("camera %r is back", self.shown)
@@ -115,9 +128,15 @@ class OpenCVSource:
         return None
 
     def close(self) -> None:
-        """Stop reading (safe from another thread: waits for a read in progress)."""
+        """Stop reading (safe from another thread). Never waits for a read in progress
+        (a stalled stream must not hold up a shutdown): that read's thread releases the
+        capture when it returns."""
         self._closed.set()
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
+        finally:
+            self._lock.release()

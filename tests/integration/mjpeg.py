@@ -18,6 +18,8 @@ class MjpegCamera:
         self.jpeg, self.port, self.period = jpeg.tobytes(), port, 1.0 / fps
         self._server: ThreadingHTTPServer | None = None
         self._stopped = threading.Event()
+        self._flowing = threading.Event()  # cleared: connections stay open, nothing is sent
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -34,6 +36,7 @@ class MjpegCamera:
                 self.end_headers()
                 try:
                     while not camera._stopped.is_set():
+                        camera._flowing.wait()
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
                         self.wfile.write(f"Content-Length: {len(camera.jpeg)}\r\n\r\n".encode())
                         self.wfile.write(camera.jpeg + b"\r\n")
@@ -50,8 +53,16 @@ class MjpegCamera:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
+    def stall(self) -> None:
+        """The camera hangs: connections stay open and accepted, no frame comes."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def stop(self) -> None:
         """The camera goes away: streams end, new connections are refused."""
+        self._flowing.set()
         self._stopped.set()
         if self._server is not None:
             self._server.shutdown()

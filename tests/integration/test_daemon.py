@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from broker import Broker, Listener, wait_until
 
@@ -49,7 +50,12 @@ def gallery_file(
 
 
 def daemon_env(
-    bundle_dir: Path, gallery: Path, broker: Broker, source: Path, tmp_path: Path, **extra: str
+    bundle_dir: Path,
+    gallery: Path,
+    broker: Broker,
+    source: Path | str,
+    tmp_path: Path,
+    **extra: str,
 ) -> dict[str, str]:
     return {**os.environ, "EDGE_FACE_CONFIG": "", "EDGE_FACE_MODEL_BUNDLE": str(bundle_dir),
             "EDGE_FACE_GALLERY_PATH": str(gallery), "EDGE_FACE_MQTT_OUTBOX": str(tmp_path / "outbox.db"),
@@ -205,7 +211,7 @@ def test_a_stream_camera_that_vanishes_and_returns(bundle_dir: Path, gallery_fil
     camera = MjpegCamera(photo, free_port())
     camera.start()
     log = tmp_path / "daemon.log"
-    proc = start(daemon_env(bundle_dir, gallery_file, broker, Path(camera.url), tmp_path), log)
+    proc = start(daemon_env(bundle_dir, gallery_file, broker, camera.url, tmp_path), log)
     try:
         assert wait_until(lambda: "running: camera" in log.read_text(), 60)
         time.sleep(2)
@@ -251,3 +257,44 @@ def test_a_camera_that_is_not_up_yet_keeps_the_daemon_running(bundle_dir: Path, 
     assert "not available yet" in text and "admin:***@127.0.0.1" in text
     assert "secret" not in text
     listener.close()
+
+
+def test_a_stalled_stream_is_noticed_and_never_holds_up_a_stop(bundle_dir: Path, gallery_file: Path,
+                                                                broker: Broker, face_data: Path,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    """A camera that keeps the connection open and sends nothing: within a few seconds the
+    status says camera_ok false and the daemon reconnects; SIGTERM during the stall stops
+    it within the unit's 15 s (here: 5 s); when frames flow again the camera is back."""
+    from broker import free_port
+    from mjpeg import MjpegCamera
+
+    camera = MjpegCamera(np.full((240, 320, 3), 90, np.uint8), free_port())
+    camera.start()
+    listener = Listener(broker, ["edge-face/test/#"])
+    log = tmp_path / "daemon.log"
+    env = daemon_env(bundle_dir, gallery_file, broker, camera.url, tmp_path,
+                     EDGE_FACE_MQTT_STATUS_INTERVAL_S="1")  # fmt: skip
+    proc = start(env, log)
+
+    def camera_ok() -> list[bool]:
+        return [json.loads(p)["camera_ok"] for p in listener.payloads("edge-face/test/status")]
+
+    try:
+        assert wait_until(lambda: True in camera_ok(), 60), log.read_text()[-2000:]
+        camera.stall()
+        stalled = time.monotonic()
+        assert wait_until(lambda: camera_ok()[-1] is False, 20), log.read_text()[-2000:]
+        assert time.monotonic() - stalled < 12  # not FFmpeg's 30 s
+        camera.resume()
+        assert wait_until(lambda: "is back" in log.read_text(), 30), log.read_text()[-2000:]
+        camera.stall()
+        time.sleep(2)  # a read is waiting on the stalled stream
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - began < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.stop()
+        listener.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ class FlakyCapture:
 
     script: ClassVar[list[bool]] = []
 
-    def __init__(self, source: object) -> None:
+    def __init__(self, source: object, *options: object) -> None:
         self.opened = True
 
     def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
@@ -119,7 +120,7 @@ class AbsentCapture(FlakyCapture):
 
     up = False
 
-    def __init__(self, source: object) -> None:
+    def __init__(self, source: object, *options: object) -> None:
         self.opened = AbsentCapture.up
 
 
@@ -165,3 +166,44 @@ def test_passwords_never_leave_the_source() -> None:
     assert redact("http://user@cam.local/v") == "http://user@cam.local/v"  # no password
     assert redact(0) == "0" and redact("/dev/video0") == "/dev/video0"
     assert "pw" not in redact("http://u:pw@[::1")  # malformed: nothing after the scheme
+
+
+def test_close_never_waits_for_a_stalled_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while a stream stalls: close() returns at once; the stalled read releases
+    the capture when it comes back, and reads no more."""
+    reading, release = threading.Event(), threading.Event()
+
+    class StalledCapture(FlakyCapture):
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            reading.set()
+            release.wait(5)
+            return True, np.zeros((4, 4, 3), np.uint8)
+
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", StalledCapture)
+    source = opencv_source.OpenCVSource("rtsp://camera.local/stream")
+    results: list[object] = []
+    reader = threading.Thread(target=lambda: results.append(source.read()))
+    reader.start()
+    assert reading.wait(2)
+    began = time.monotonic()
+    source.close()
+    assert time.monotonic() - began < 0.5
+    release.set()
+    reader.join(2)
+    assert results == [None] and source._cap is None
+
+
+def test_streams_are_opened_with_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[object, ...]] = []
+
+    class Recording(FlakyCapture):
+        def __init__(self, source: object, *options: object) -> None:
+            seen.append((source, *options))
+            self.opened = True
+
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", Recording)
+    opencv_source.OpenCVSource("rtsp://camera.local/stream").close()
+    opencv_source.OpenCVSource(0).close()
+    url, device = seen
+    assert url[1] == cv2.CAP_FFMPEG and cv2.CAP_PROP_READ_TIMEOUT_MSEC in url[2]  # type: ignore[operator]
+    assert device == (0,)
