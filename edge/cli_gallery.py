@@ -66,9 +66,12 @@ def enroll(
       edge-face enroll "Bob Smith" --camera --frames 5
     """
     from edge.enroll import enroll_photos, expand
+    from edge.gallery import person_name
 
     if not paths and not camera:
         raise click.UsageError("give photos (files or folders) or --camera")
+    given = name
+    name = guarded(lambda: person_name(given))  # before any photo is read
     engine, gallery = state.engine(), state.gallery()
     if camera:
         from edge.enroll_camera import enroll_from_camera
@@ -148,7 +151,8 @@ def rename(state: State, old: str, new: str) -> None:
 @click.pass_obj
 def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
     """Name every face in photos (files or folders): the box, the nearest person, the
-    distance, tau and the decision (known iff distance <= tau, else unknown).
+    distance, tau and the decision (known iff distance <= tau, else unknown). Exit 1 when
+    a file could not be read as a photo (each one is listed with why).
 
     \b
     Example:
@@ -182,6 +186,10 @@ def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
     elif len(files) > 3:
         for entry in results:
             _print_entry(entry)
+    failed = sum(1 for entry in results if "error" in entry)
+    if failed:
+        click.echo(f"{failed} of {len(results)} file(s) could not be read as photos", err=True)
+        sys.exit(EXIT_FAILURE)
 
 
 def _print_entry(entry: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ SCHEMA_V1 = (
     " source TEXT NOT NULL, quality REAL NOT NULL, created TEXT NOT NULL)",
     "CREATE INDEX embeddings_person ON embeddings(person_id)",
 )
-FIND_PERSON = "SELECT id FROM people WHERE name = ?"  # names ignore case
+FIND_PERSON = "SELECT id, name FROM people WHERE name = ?"  # names ignore case
 ADD_PERSON = "INSERT INTO people (name, created, metadata) VALUES (?, ?, ?)"
 ADD_EMBEDDING = (
     "INSERT INTO embeddings (person_id, encoder_id, dim, vector, source, quality, created)"
@@ -100,6 +101,29 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+#: the longest name a person may have (characters)
+MAX_NAME = 64
+
+
+def person_name(name: str) -> str:
+    """``name`` trimmed and in Unicode NFC, or a GalleryError: empty, longer than
+    ``MAX_NAME``, or holding a character that is not printable (a newline, an escape, a
+    bidi control: they would forge lines in ``people`` and in the logs)."""
+    clean = unicodedata.normalize("NFC", name.strip())
+    if not clean:
+        raise GalleryError("a person's name cannot be empty")
+    if len(clean) > MAX_NAME:
+        raise GalleryError(f"a person's name has at most {MAX_NAME} characters, got {len(clean)}")
+    bad = next((c for c in clean if not c.isprintable()), None)
+    if bad is not None:
+        what = unicodedata.name(bad, "a control character")
+        raise GalleryError(
+            f"a person's name cannot hold U+{ord(bad):04X} ({what}): letters, digits, "
+            "spaces and punctuation only"
+        )
+    return clean
+
+
 class Gallery:
     """The gallery in a file (or an open connection: tests use ``:memory:``)."""
 
@@ -123,15 +147,19 @@ class Gallery:
     def add(
         self, name: str, samples: Sequence[Sample], metadata: dict[str, Any] | None = None
     ) -> int:
-        """Add embeddings to a person (created if new), all or nothing; returns how many."""
-        name = name.strip()
-        if not name:
-            raise GalleryError("a person's name cannot be empty")
+        """Add embeddings to a person (created if new), all or nothing; returns how many.
+        A name that differs from an enrolled one only in case is refused, not merged."""
+        name = person_name(name)
         if not samples:
             return 0
         with self.db.write():
             self._check_encoder(samples[0].encoder_id)
             row = self.conn.execute(FIND_PERSON, (name,)).fetchone()
+            if row is not None and row[1] != name:
+                raise GalleryError(
+                    f"{name!r} differs from the enrolled {row[1]!r} only in case: give "
+                    f"{row[1]!r} to add faces to them, or another name for someone else"
+                )
             if row is None:
                 cur = self.conn.execute(ADD_PERSON, (name, _now(), json.dumps(metadata or {})))
                 person_id = cur.lastrowid
@@ -179,9 +207,7 @@ class Gallery:
         return int(row[0])
 
     def rename(self, old: str, new: str) -> None:
-        new = new.strip()
-        if not new:
-            raise GalleryError("the new name cannot be empty")
+        new = person_name(new)
         with self.db.write():
             person_id = self._find(old)
             clash = self.conn.execute(FIND_PERSON, (new,)).fetchone()

@@ -1,7 +1,14 @@
-"""Reading photos: any format OpenCV decodes, returned as RGB uint8, with clear errors."""
+"""Reading photos: any format OpenCV decodes, returned as RGB uint8, with clear errors.
+
+Guarded before any decoding: only regular files (a FIFO or a device named ``.jpg`` would
+hang or never end), at most ``MAX_FILE_BYTES``, and at most ``MAX_PIXELS`` as the file's
+header declares them (PNG, JPEG, GIF, BMP, WebP: a 1 MB PNG can declare 20000x20000
+pixels and take gigabytes to decode)."""
 
 from __future__ import annotations
 
+import stat
+import struct
 from pathlib import Path
 
 import cv2
@@ -10,14 +17,71 @@ import numpy as np
 from edge.errors import EdgeError
 from edge.types import BBox, RGBImage
 
+#: the largest photo file read (bytes)
+MAX_FILE_BYTES = 50 * 2**20
+#: the most pixels a photo may declare (a 48-megapixel phone photo is 8000x6000)
+MAX_PIXELS = 64_000_000
+
 
 class ImageError(EdgeError):
     """A file is not a readable image."""
 
 
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xFF, 0x01) or 0xD0 <= marker <= 0xD9:  # fill byte or no length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker in _JPEG_SOF:
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return None
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header declares them, for PNG, JPEG, GIF, BMP and WebP;
+    None for other formats or a header too short to tell."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8X":
+            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(
+                data[27:30], "little"
+            )
+        if kind == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        if kind == b"VP8 ":
+            w, h = struct.unpack("<HH", data[26:30])
+            return w & 0x3FFF, h & 0x3FFF
+    return None
+
+
 def decode_image(data: bytes, name: str = "image") -> RGBImage:
     if not data:
         raise ImageError(f"{name}: empty file")
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {size[0]}x{size[1]} pixels, more than the {MAX_PIXELS // 10**6} million "
+            "a photo may have: scale it down first"
+        )
     buf = np.frombuffer(data, np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
@@ -40,9 +104,20 @@ def decode_image(data: bytes, name: str = "image") -> RGBImage:
 def read_image(path: Path) -> RGBImage:
     """The image at ``path`` as RGB uint8 (grey and RGBA are converted)."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{path}: not a regular file (a device, a pipe or a folder)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageError(
+                f"{path}: {info.st_size // 2**20} MB, more than the {MAX_FILE_BYTES // 2**20} MB "
+                "a photo may have"
+            )
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # a file that grew since: still bounded
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: more than the {MAX_FILE_BYTES // 2**20} MB a photo may have")
     return decode_image(data, str(path))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -119,7 +120,8 @@ def test_bad_photos_are_refused_one_line_each(
     )
     reasons = {Path(p["source"]).name: p["reason"] for p in report["photos"]}
     assert "not an image" in reasons["text.jpg"]
-    assert reasons["tiny.png"] == "no face found" and reasons["huge.jpg"] == "no face found"
+    assert reasons["tiny.png"] == "no face found"
+    assert "12000x9000 pixels, more than" in reasons["huge.jpg"]  # refused before decoding
     assert reasons["truncated.jpg"]  # OpenCV decodes what it can: no face, or not an image
     assert json.loads(cli(env, "people", "--json").stdout) == []
 
@@ -128,6 +130,18 @@ def test_bad_photos_are_refused_one_line_each(
     cv2.imwrite(str(tmp_path / "grey.jpg"), cv2.cvtColor(good, cv2.COLOR_BGR2GRAY))
     ok = cli(env, "enroll", "Obama", str(tmp_path / "rgba.png"), str(tmp_path / "grey.jpg"))
     assert ok.exit_code == 0 and "2 face(s) enrolled" in ok.output
+    same = cli(env, "enroll", "obama", str(tmp_path / "grey.jpg"))  # not merged silently
+    assert same.exit_code == 1 and "only in case" in same.output
+    forged = cli(env, "enroll", "Eve\nrecognized Alice", str(tmp_path / "grey.jpg"))
+    assert forged.exit_code == 1 and "U+000A" in forged.output
+    assert [p["name"] for p in json.loads(cli(env, "people", "--json").stdout)] == ["Obama"]
+    # identify reads what it can, lists what it cannot, and exits 1
+    shutil.copy(tmp_path / "grey.jpg", bad / "grey.jpg")
+    found = cli(env, "identify", str(bad), "--json")
+    assert found.exit_code == 1
+    entries = {Path(e["image"]).name: e for e in json.loads(found.stdout)}
+    assert entries["grey.jpg"]["faces"][0]["person"] == "Obama"
+    assert "not an image" in entries["text.jpg"]["error"]
 
 
 def test_several_faces_need_largest(env: dict[str, str], knn: Path) -> None:
@@ -223,4 +237,10 @@ def test_camera_that_cannot_be_opened(env: dict[str, str], tmp_path: Path) -> No
         "X",
         "--camera",
     )
-    assert out.exit_code == 1 and "cannot open camera source" in out.output
+    assert out.exit_code == 1 and "no such video file" in out.output
+    url = cli({**env, "EDGE_FACE_CAMERA_SOURCE": "http://u:pw@127.0.0.1:9/none"}, "enroll", "X",
+              "--camera")  # fmt: skip
+    assert (
+        url.exit_code == 1
+        and "cannot open camera source 'http://u:***@127.0.0.1:9/none'" in url.output
+    )

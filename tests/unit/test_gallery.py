@@ -22,7 +22,7 @@ def gallery() -> Gallery:
 
 def test_add_list_rename_remove(gallery: Gallery) -> None:
     assert gallery.add("Alice", [sample([0, 0]), sample([0, 1])]) == 2
-    gallery.add("alice", [sample([1, 1])])  # same person, names are case-insensitive
+    gallery.add("Alice", [sample([1, 1])])  # more faces of the same person
     gallery.add("Bob", [sample([5, 5])], metadata={"role": "staff"})
     people = {p.name: p for p in gallery.people()}
     assert people["Alice"].embeddings == 3 and people["Bob"].metadata == {"role": "staff"}
@@ -42,6 +42,35 @@ def test_errors_name_the_problem(gallery: Gallery) -> None:
         gallery.rename("Alice", "bob")
     with pytest.raises(GalleryError, match="empty"):
         gallery.add("  ", [sample([0, 0])])
+
+
+def test_a_name_differing_only_in_case_is_refused_not_merged(gallery: Gallery) -> None:
+    gallery.add("Barack Obama", [sample([0, 0])])
+    with pytest.raises(GalleryError, match="differs from the enrolled 'Barack Obama' only in case"):
+        gallery.add("barack obama", [sample([1, 1])])
+    assert [(p.name, p.embeddings) for p in gallery.people()] == [("Barack Obama", 1)]
+    assert gallery.add("  Barack Obama ", [sample([1, 1])]) == 1  # trimmed: the same person
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Eve\nrecognized Alice", "U\\+000A"),
+        ("Mallory\x1b[2J", "U\\+001B"),
+        ("Bob\u202eecilA", "RIGHT-TO-LEFT OVERRIDE"),
+        ("x" * 65, "at most 64 characters"),
+        ("\t ", "empty"),
+    ],
+)
+def test_names_that_could_forge_lines_are_refused(
+    gallery: Gallery, name: str, problem: str
+) -> None:
+    with pytest.raises(GalleryError, match=problem):
+        gallery.add(name, [sample([0, 0])])
+    gallery.add("Zoë Ångström 张伟", [sample([0, 0])])  # any script's letters are fine
+    with pytest.raises(GalleryError, match=problem):
+        gallery.rename("Zoë Ångström 张伟", name)
+    assert [p.name for p in gallery.people()] == ["Zoë Ångström 张伟"]
 
 
 def test_another_encoders_embeddings_are_refused(gallery: Gallery) -> None:
@@ -120,7 +149,7 @@ def test_the_encoder_mismatch_says_which_encoders_and_what_to_do(gallery: Galler
 def test_rename_errors_and_a_change_of_case(gallery: Gallery) -> None:
     gallery.add("Bob", [sample([0, 0])])
     gallery.add("Carol", [sample([1, 0])])
-    with pytest.raises(GalleryError, match=r"^the new name cannot be empty$"):
+    with pytest.raises(GalleryError, match=r"^a person's name cannot be empty$"):
         gallery.rename("Bob", "  ")
     with pytest.raises(GalleryError, match=r"^no person named 'Dan' in the gallery$"):
         gallery.rename("Dan", "Daniel")
