@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from edge import __version__, cli_gallery, cli_run
+from edge import __version__, cli_gallery, cli_repair, cli_run
 from edge.cli_state import EXIT_USAGE, State, config_error
 from edge.config import load_config
 from edge.errors import ConfigError
@@ -106,7 +106,7 @@ def check_config_cmd(state: State, as_json: bool) -> None:
 
 
 # The other verbs live in their own modules, which know nothing of this group.
-for _command in (*cli_gallery.COMMANDS, *cli_run.COMMANDS):
+for _command in (*cli_gallery.COMMANDS, *cli_run.COMMANDS, *cli_repair.COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

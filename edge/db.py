@@ -46,6 +46,28 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def opening_problem(exc: sqlite3.DatabaseError, what: str) -> str:
+    """What an error met while opening a file means, and what to do about it."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return (
+            "it is read-only for this user (check its permissions and owner, and those of "
+            "its folder: the service user must be able to write both)"
+        )
+    if "unable to open" in text or "authoriz" in text:
+        return "this user may not open it (check its permissions and owner)"
+    if "malformed" in text:
+        return f"the file is damaged ({text}): {DAMAGED_HINT}"
+    return f"not an edge-face {what} ({text})"
+
+
+#: what to do about a damaged gallery
+DAMAGED_HINT = (
+    "`edge-face gallery check` says what is damaged, `edge-face gallery repair` copies what "
+    "can be read into a new file"
+)
+
+
 class Database:
     """An SQLite file (or an open connection: tests use ``:memory:``), checked and
     migrated on opening; safe to share between threads."""
@@ -75,7 +97,7 @@ class Database:
             self._migrate(migrations)
         except sqlite3.DatabaseError as exc:
             self._close_own()
-            raise error(f"cannot open the {what} {where}: not an edge-face {what} ({exc})") from exc
+            raise error(f"cannot open the {what} {where}: {opening_problem(exc, what)}") from exc
         except EdgeError:
             self._close_own()
             raise

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.bundle import EncoderSpec
+from edge.bundle import BundleError, EncoderSpec
 from edge.tflite import load_interpreter
 from edge.types import AlignedFace, Embedding
 
@@ -62,8 +62,11 @@ class TFLiteEmbedder:
         size = spec.input_size
         expected = (size, size, 3)
         if tuple(self._input["shape"][1:]) != expected:
-            raise ValueError(
-                f"{model}: input shape {self._input['shape']} is not (1, {size}, {size}, 3)"
+            raise BundleError(
+                f"{model}: the encoder takes {'x'.join(str(int(v)) for v in self._input['shape'][1:3])} "
+                f"pixel faces, the "
+                f"manifest says {size}x{size} (encoder.input_size): the bundle was edited or "
+                "mixed with another one's files; build it again or copy it whole"
             )
 
     def raw(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:

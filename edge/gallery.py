@@ -16,15 +16,15 @@ import json
 import logging
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.db import Database, Migration
+from edge.db import DAMAGED_HINT, Database, Migration
 from edge.errors import EdgeError
 from edge.types import GalleryMatrix
 
@@ -124,6 +124,28 @@ def person_name(name: str) -> str:
     return clean
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _damage_said(
+    method: Callable[Concatenate[Gallery, P], R],
+) -> Callable[Concatenate[Gallery, P], R]:
+    """SQLite's "malformed" (a damaged page) as a GalleryError that says what to do."""
+
+    def guarded(self: Gallery, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+                raise
+            where = self.path or "(connection)"
+            raise GalleryError(f"the gallery {where} is damaged ({exc}): {DAMAGED_HINT}") from exc
+
+    guarded.__name__, guarded.__doc__ = method.__name__, method.__doc__
+    return guarded
+
+
 class Gallery:
     """The gallery in a file (or an open connection: tests use ``:memory:``)."""
 
@@ -144,6 +166,7 @@ class Gallery:
         """Changes whenever another connection commits (used to reload without restart)."""
         return self.db.data_version()
 
+    @_damage_said
     def add(
         self, name: str, samples: Sequence[Sample], metadata: dict[str, Any] | None = None
     ) -> int:
@@ -187,10 +210,12 @@ class Gallery:
         if other is not None:
             raise EncoderMismatchError(mismatch_message(other[0], encoder_id))
 
+    @_damage_said
     def people(self) -> list[Person]:
         rows = self.conn.execute(LIST_PEOPLE)
         return [Person(name, created, n, json.loads(meta)) for name, created, meta, n in rows]
 
+    @_damage_said
     def remove(self, name: str) -> int:
         """Forget a person and every embedding of theirs; returns how many embeddings."""
         with self.db.write():
@@ -206,6 +231,7 @@ class Gallery:
             raise GalleryError(f"no person named {name!r} in the gallery")
         return int(row[0])
 
+    @_damage_said
     def rename(self, old: str, new: str) -> None:
         new = person_name(new)
         with self.db.write():
@@ -215,6 +241,7 @@ class Gallery:
                 raise GalleryError(f"{new!r} is already enrolled: remove one of them first")
             self.conn.execute(RENAME_PERSON, (new, person_id))
 
+    @_damage_said
     def matrix(self, encoder_id: str | None = None) -> GalleryMatrix:
         """Every embedding, for matching. Refuses embeddings of another encoder; skips
         (and logs) rows that cannot be read, so one bad row does not stop recognition."""

@@ -43,6 +43,13 @@ def mqtt_password(mqtt: MqttConfig, env: Mapping[str, str] | None = None) -> str
                 "(check the path and that the service user may read it)"
             ]
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                f"[mqtt] password_file: {path} is not UTF-8 text (byte {exc.start}): write "
+                "the password as plain text on the file's first line"
+            ]
+        ) from exc
     lines = text.splitlines()
     if not lines or not lines[0]:
         raise ConfigError([f"[mqtt] password_file: {path} is empty"])

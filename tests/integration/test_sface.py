@@ -147,3 +147,19 @@ def test_an_onnx_op_the_importer_lacks_is_named(tmp_path: Path, face_data: Path)
     assert out.exit_code == 1
     assert "unsupported ONNX op Resize (node shrink)" in out.output
     assert not (tmp_path / "b").exists()
+
+
+def test_a_manifest_that_disagrees_with_its_encoder_is_a_clear_error(
+    sface_bundle_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from edge.bundle import BundleError
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(sface_bundle_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["encoder"]["input_size"] = 96
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="takes 112x112 pixel faces, the manifest says 96x96"):
+        load_engine(load_bundle(copy))

@@ -42,6 +42,15 @@ def test_check_config_unreadable_password_file_exits_2(tmp_path: Path) -> None:
     assert "[mqtt] password_file: cannot read" in result.output
 
 
+def test_check_config_a_password_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_bytes(b"\xff\xfe\x00secret")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[mqtt]\nusername = "u"\npassword_file = "{tmp_path / "pw"}"\n')
+    result = run("--config", str(cfg), "check-config")
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_check_config_json_and_env_override(tmp_path: Path, repo_root: Path) -> None:
     result = run(
         "--config",
