@@ -40,6 +40,7 @@ import numpy as np
 import peers
 import pi_estimate
 import report
+import suite_pi
 
 from model_export import splits
 from model_export.assets import YUNET, wheel_asset
@@ -110,10 +111,10 @@ def pi_frame(on: dict[str, Any], off: dict[str, Any], info: dict[str, Any],
     if full is None or small is None:
         raise SystemExit("the Pi estimate needs the onnx package (the export extra)")
     x86_rate = full / (off["stage_ms_per_frame"]["detect"] / off["detector_per_frame"] / 1000)
-    quant = str(info.get("quantization", "int8"))
-    precision = "fp32" if quant in ("float32", "float16", "none") else quant
-    precision = precision if precision in ("fp32", "dynamic") else "int8"
-    enc = {"precision": precision, "speedup": info.get("speedup_over_float32") or 1.0}
+    enc = {
+        "precision": suite_pi.precision(str(info.get("quantization", "int8"))),
+        "speedup": info.get("speedup_over_float32") or 1.0,
+    }
     enc_macs = (info.get("macs") or 0) * info.get("passes", 1)
     enc_ms_here = on["stage_ms_per_frame"]["embed"] / max(on["encoder_per_frame"], 1e-9)
     yunet_ms_here = small / x86_rate * 1000

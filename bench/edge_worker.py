@@ -42,30 +42,17 @@ class DaemonLoop:
 
         from edge.config import Config, PipelineConfig
         from edge.gallery import Gallery
-        from edge.pipeline import Pipeline
-        from edge.recognize import policy_for
-        from edge.service import pipeline_options, tracker_settings
-        from edge.tracker import Tracker
+        from edge.service import daemon_pipeline
 
         config = Config()
-        if not scheduled:
-            off = PipelineConfig(schedule=False, motion_gate=False, detect_fps=0)
-            config = replace(config, pipeline=off)
-        options = pipeline_options(config)
-        if not scheduled:
-            options["detect_scale"] = 1.0
-        policy = policy_for(bundle.manifest, config.recognition, min_face=config.camera.min_face,
-                            cohort=bundle.cohort)  # fmt: skip
-        self.pipeline = Pipeline(
-            engine,
-            Gallery(sqlite3.connect(db, isolation_level=None, check_same_thread=False)),
-            policy,
-            bundle.manifest.encoder_id,
-            Tracker(tracker_settings(config), "bench"),
-            self,
-            reload_check_s=1e9,
-            **options,
-        )
+        off: dict[str, Any] = {}
+        if not scheduled:  # every face of every frame, the detector on every full frame
+            config = replace(config, pipeline=PipelineConfig(schedule=False, motion_gate=False,
+                                                             detect_fps=0))  # fmt: skip
+            off = {"detect_scale": 1.0}
+        gallery = Gallery(sqlite3.connect(db, isolation_level=None, check_same_thread=False))
+        self.pipeline = daemon_pipeline(config, bundle, engine, gallery, self, camera="bench",
+                                        reload_check_s=1e9, **off)  # fmt: skip
         self.names = self.pipeline.matrix.names
         self.events: list[list[str]] = []
         self.stages = {"detect": 0.0, "align": 0.0, "embed": 0.0, "match": 0.0}

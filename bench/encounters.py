@@ -133,28 +133,17 @@ def _pipeline(bundle_dir: str, gallery_db: str) -> tuple[Any, Any, _Events]:
     from edge.engine import load_engine
     from edge.gallery import Gallery
     from edge.motion import MotionGate
-    from edge.pipeline import Pipeline
-    from edge.recognize import policy_for
     from edge.schedule import EmbedSchedule
-    from edge.service import pipeline_options, tracker_settings
+    from edge.service import daemon_pipeline, tracker_settings
     from edge.tracker import Tracker
 
     cv2.setNumThreads(1)
     config = Config()
     bundle = load_bundle(Path(bundle_dir))
-    policy = policy_for(bundle.manifest, config.recognition, min_face=config.camera.min_face,
-                        cohort=bundle.cohort)  # fmt: skip
     sink = _Events()
-    pipeline = Pipeline(
-        load_engine(bundle, num_threads=1),
-        Gallery(sqlite3.connect(gallery_db, isolation_level=None, check_same_thread=False)),
-        policy,
-        bundle.manifest.encoder_id,
-        Tracker(tracker_settings(config), "bench"),
-        sink,
-        reload_check_s=1e9,
-        **pipeline_options(config),  # the daemon's schedule and motion gate
-    )
+    gallery = Gallery(sqlite3.connect(gallery_db, isolation_level=None, check_same_thread=False))
+    pipeline = daemon_pipeline(config, bundle, load_engine(bundle, num_threads=1), gallery, sink,
+                               camera="bench", reload_check_s=1e9)  # fmt: skip
 
     def fresh() -> None:
         pipeline.tracker = Tracker(tracker_settings(config), "bench")

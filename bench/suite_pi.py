@@ -115,7 +115,7 @@ def _stages(
     else:
         quant = str(s.info.get("quantization", "int8"))
         n = (s.info.get("macs") or 0) * s.info.get("passes", 1)
-        embed = {"ms": measured["embed"], "macs": n or None, "precision": _precision(quant)}
+        embed = {"ms": measured["embed"], "macs": n or None, "precision": precision(quant)}
         if quant == "dynamic":
             # int8 weights, float activations: no published Pi figure; the float rate times
             # the speed-up over float32 this bundle showed at build time (1 if unknown)
@@ -128,7 +128,8 @@ def _stages(
     }
 
 
-def _precision(quantization: str) -> str:
+def precision(quantization: str) -> str:
+    """The board rate a quantization runs at: fp32, dynamic or int8."""
     if quantization in ("float32", "float16", "none"):
         return "fp32"
     return "dynamic" if quantization == "dynamic" else "int8"

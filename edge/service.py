@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge import __version__
-from edge.bundle import load_bundle
+from edge.bundle import Bundle, load_bundle
 from edge.config import Config
 from edge.engine import load_engine
 from edge.gallery import Gallery
@@ -28,6 +28,7 @@ from edge.motion import MotionSettings
 from edge.notify import Notifier
 from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
 from edge.pipeline import Pipeline, detection_scale
+from edge.ports import Engine, EventSink, GalleryReader
 from edge.recognize import policy_for
 from edge.runner import Runner
 from edge.schedule import ScheduleSettings
@@ -75,6 +76,18 @@ def pipeline_options(config: Config) -> dict[str, Any]:
             "detect_fps": p.detect_fps}  # fmt: skip
 
 
+def daemon_pipeline(config: Config, bundle: Bundle, engine: Engine, gallery: GalleryReader,
+                    sink: EventSink, camera: str | None = None, **overrides: Any) -> Pipeline:  # fmt: skip
+    """The daemon's pipeline as ``config`` makes it (rule, tracker, ``[pipeline]``); the
+    benchmarks build theirs here too (``overrides``: Pipeline keywords)."""
+    policy = policy_for(
+        bundle.manifest, config.recognition, min_face=config.camera.min_face, cohort=bundle.cohort
+    )
+    tracker = Tracker(tracker_settings(config), camera=camera or config.camera.name)
+    options = {"include_crop": config.mqtt.include_crop, **pipeline_options(config), **overrides}
+    return Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, sink, **options)
+
+
 def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,
                stop: threading.Event | None = None) -> int:  # fmt: skip
     env = os.environ if env is None else env
@@ -101,13 +114,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
                                     on_connected=announce, on_ha_birth=announce, env=env)  # fmt: skip
         mqtt.start()
         sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
-    tracker = Tracker(tracker_settings(config), camera=config.camera.name)
+    pipeline = daemon_pipeline(config, bundle, engine, gallery, sink)
     source = open_source(config.camera.source, config.camera.name, retry_at_start=True)
-    policy = policy_for(
-        bundle.manifest, config.recognition, min_face=config.camera.min_face, cohort=bundle.cohort
-    )
-    pipeline = Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, sink,
-                        include_crop=config.mqtt.include_crop, **pipeline_options(config))  # fmt: skip
     live = is_live(config.camera.source)
     reload.append(pipeline)
     if mqtt is not None:
