@@ -1,6 +1,7 @@
 """The model bundle: a folder with the encoder, the detector, the alignment model and
-``manifest.json``. Loading checks every file against its sha256 and refuses a bundle
-that was changed or damaged.
+``manifest.json``. Loading checks every file against its sha256, the manifest's decision
+values for plausibility (edge.manifest_checks) and, when a public key is given, the
+manifest's signature (edge.signing); it refuses a bundle that was changed or damaged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pydantic.dataclasses import dataclass
 from edge.boxmap import BoxMap
 from edge.decision import Cohort, OpenSetTable
 from edge.errors import EdgeError
+from edge.manifest_checks import problems as implausible
+from edge.signing import SignatureError, verify_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +117,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_bundle(root: Path, *, verify_hashes: bool = True) -> Bundle:
-    """Read and check a bundle folder; raise :class:`BundleError` saying what to do."""
+def load_bundle(
+    root: Path, *, verify_hashes: bool = True, public_key: Path | None = None
+) -> Bundle:
+    """Read and check a bundle folder; raise :class:`BundleError` saying what to do.
+
+    ``public_key`` (``[model] public_key``): the manifest must carry a valid signature by
+    that key (checked first, on the bytes then parsed)."""
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(
@@ -123,8 +131,17 @@ def load_bundle(root: Path, *, verify_hashes: bool = True) -> Bundle:
             "`model-export build --out DIR` and set [model] bundle to that folder"
         )
     try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = manifest_path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{manifest_path}: not a readable manifest: {exc}") from exc
+    if public_key is not None:
+        try:
+            verify_bundle(root, data, public_key)
+        except SignatureError as exc:
+            raise BundleError(str(exc)) from exc
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{manifest_path}: not a readable manifest: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
         found = raw.get("format") if isinstance(raw, dict) else None
@@ -139,6 +156,12 @@ def load_bundle(root: Path, *, verify_hashes: bool = True) -> Bundle:
     if verify_hashes:
         _check_hashes(root, manifest)
     cohort = _load_cohort(root, manifest)
+    wrong = implausible(manifest, cohort)
+    if wrong:
+        raise BundleError(
+            f"{manifest_path}: implausible decision values: {'; '.join(wrong)}. No build "
+            "writes these: the manifest was edited or damaged; re-copy or rebuild the bundle"
+        )
     logger.info("model bundle %s (%s, encoder %s)", root, manifest.name, manifest.encoder_id)
     return Bundle(root=root, manifest=manifest, raw=raw, cohort=cohort)
 

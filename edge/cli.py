@@ -5,12 +5,18 @@ configuration error. Heavy modules (OpenCV, LiteRT) are imported inside the verb
 need them, so ``--help`` works with nothing but the runtime dependencies.
 """
 
+# ruff: noqa: E402 (SIGHUP is deferred before the imports below: they take a while)
 from __future__ import annotations
+
+import sys
+
+from edge import sighup
+
+sighup.defer(sys.argv[0] if sys.argv else "")  # first: a SIGHUP at start must not kill `run`
 
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,8 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str | None) ->
     the events. Every verb has --help with an example.
     """
     ctx.obj = State(config_path, log_level)
+    if ctx.invoked_subcommand != "run":
+        sighup.release()  # only the daemon re-reads on SIGHUP; elsewhere it ends the verb
 
 
 @main.command("check-config")
@@ -65,8 +73,10 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str | None) ->
 def check_config_cmd(state: State, as_json: bool) -> None:
     """Parse and validate the configuration; exit 0 when it is usable, 2 when not.
 
-    Also checks that the files it names (MQTT password file, TLS files) can be read.
-    The MQTT password itself is never printed.
+    Also checks the files it names: the MQTT password and TLS files can be read, and
+    the model bundle verifies as `run` would load it (every file's sha256, plausible
+    thresholds and, with [model] public_key, its signature). The MQTT password itself is
+    never printed.
 
     \b
     Example:

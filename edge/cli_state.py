@@ -45,7 +45,8 @@ class State:
         from edge.bundle import load_bundle
 
         if not hasattr(self, "_bundle"):
-            self._bundle = guarded(lambda: load_bundle(self.config().model.bundle))
+            model = self.config().model
+            self._bundle = guarded(lambda: load_bundle(model.bundle, public_key=model.public_key))
         return self._bundle
 
     def engine(self) -> FaceEngine:

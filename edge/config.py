@@ -87,6 +87,7 @@ class PipelineConfig:
 @dataclass(frozen=True, config=_STRICT)
 class ModelConfig:
     bundle: Path = Path("/var/lib/edge-face/bundle")
+    public_key: Path | None = None  # set: only a bundle signed with this key is run
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -1,7 +1,9 @@
 """Checks of a parsed config against the machine: files that must exist and be readable.
 
 ``parse_config`` only checks values; ``check-config`` (and systemd's ``ExecStartPre``) also
-runs these, so a service with a missing password file fails before it starts.
+runs these, so a service with a missing password file, or a bundle that ``run`` would
+refuse (a file that does not match its sha256, implausible thresholds, a missing or wrong
+signature), fails before it starts.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from edge.bundle import BundleError, load_bundle
 from edge.config import Config
 from edge.errors import ConfigError
 from edge.secrets import mqtt_password
+from edge.signing import signature_key_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +44,34 @@ def check_config(config: Config, env: Mapping[str, str] | None = None) -> CheckR
         report.problems.append(
             "[mqtt] tls_cert_file and tls_key_file go together: set both or neither"
         )
-    if not (config.model.bundle / "manifest.json").is_file():
-        report.notes.append(
-            f"[model] bundle: no model bundle at {config.model.bundle} yet "
-            "(build one with `model-export build --out DIR`)"
-        )
+    _check_bundle(config, report)
     if not config.gallery.path.parent.is_dir():
         report.notes.append(
             f"[gallery] path: the folder {config.gallery.path.parent} does not exist yet"
         )
     return report
+
+
+def _check_bundle(config: Config, report: CheckReport) -> None:
+    """The bundle as ``run`` loads it: every file's sha256, the manifest's plausibility and,
+    with ``[model] public_key``, its signature."""
+    model = config.model
+    if model.public_key is not None and not model.public_key.is_file():
+        report.problems.append(f"[model] public_key: no such file: {model.public_key}")
+        return
+    if not (model.bundle / "manifest.json").is_file():
+        report.notes.append(
+            f"[model] bundle: no model bundle at {model.bundle} yet "
+            "(build one with `model-export build --out DIR`)"
+        )
+        return
+    try:
+        load_bundle(model.bundle, public_key=model.public_key)
+    except BundleError as exc:
+        report.problems.append(f"[model] bundle: {exc}")
+        return
+    if model.public_key is None and signature_key_id(model.bundle) is not None:
+        report.notes.append(
+            f"[model] bundle is signed (key {signature_key_id(model.bundle)}) but "
+            "public_key is not set: the signature is not checked"
+        )

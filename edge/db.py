@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,6 +63,29 @@ def opening_problem(exc: sqlite3.DatabaseError, what: str) -> str:
     return f"not an edge-face {what} ({text})"
 
 
+def access_problem(path: Path) -> str | None:
+    """Why this process may not read and write an existing file (None: it may)."""
+    try:
+        if not path.exists() or os.access(path, os.R_OK | os.W_OK):
+            return None
+        st = path.stat()
+    except OSError:
+        return None
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        me = str(os.geteuid())
+    return (
+        f"it belongs to user {owner} with mode {stat.S_IMODE(st.st_mode):04o}, and this "
+        f"user ({me}) may not read and write it: run as {owner} (the service user: "
+        f"`sudo -u {owner} edge-face ...`) or give the file to this user"
+    )
+
+
 #: what to do about a damaged gallery
 DAMAGED_HINT = (
     "`edge-face gallery check` says what is damaged, `edge-face gallery repair` copies what "
@@ -88,6 +113,11 @@ class Database:
             if isinstance(db, Path):
                 create_private(db)
                 db = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            problem = access_problem(db) if isinstance(db, Path) else None
+            raise error(
+                f"cannot open the {what} {where}: {problem or opening_problem(exc, what)}"
+            ) from exc
         except (OSError, sqlite3.Error) as exc:
             raise error(f"cannot open the {what} {where}: {exc}") from exc
         self.conn = db
@@ -97,7 +127,10 @@ class Database:
             self._migrate(migrations)
         except sqlite3.DatabaseError as exc:
             self._close_own()
-            raise error(f"cannot open the {what} {where}: {opening_problem(exc, what)}") from exc
+            problem = access_problem(self.path) if self.path is not None else None
+            raise error(
+                f"cannot open the {what} {where}: {problem or opening_problem(exc, what)}"
+            ) from exc
         except EdgeError:
             self._close_own()
             raise

@@ -1,12 +1,13 @@
 """The daemon (``edge-face run``): everything assembled from the config, with systemd's
 notify protocol and clean signal handling.
 
-READY=1 once the model, the gallery, the camera and (up to ``BROKER_WAIT_S``) the broker
-are up: a broker that is down does not keep the service from starting, events wait in
-the outbox. WATCHDOG=1 from the processing loop, so a hung pipeline gets restarted.
-SIGTERM/SIGINT: finish the frame, flush the outbox, publish ``offline``, exit 0 (within
-5 s). SIGHUP: re-read the gallery (it is also re-read whenever the enrollment CLI changes
-it). A recording ends the run once its last event is delivered.
+READY=1 once the model, the gallery and the camera source are up; frames are processed
+from then on whether the broker is there or not (events wait in the outbox, the status
+goes out when it connects). WATCHDOG=1 from the processing loop, so a hung pipeline gets
+restarted. SIGTERM/SIGINT: finish the frame, flush the outbox, publish ``offline``, exit 0
+(within 5 s). SIGHUP: re-read the gallery (it is also re-read whenever the enrollment CLI
+changes it); one that comes while the daemon starts is applied once the gallery is loaded
+(``edge.sighup``). A recording ends the run once its last event is delivered.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from edge.ports import Engine, EventSink, GalleryReader
 from edge.recognize import policy_for
 from edge.runner import Runner
 from edge.schedule import ScheduleSettings
+from edge.sighup import take as take_early_sighup
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
 from edge.sources import is_live, open_source, redact
@@ -39,7 +41,6 @@ from edge.tracker import Tracker, TrackerSettings
 from edge.types import RecognitionEvent
 
 logger = logging.getLogger(__name__)
-BROKER_WAIT_S = 10.0
 DRAIN_S = 30.0  # a recording's end: wait this long at most for the last events' PUBACKs
 
 
@@ -93,9 +94,20 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     env = os.environ if env is None else env
     stop = stop or threading.Event()
     notifier = Notifier(env.get("NOTIFY_SOCKET"))
-    reload: list[Pipeline] = []  # SIGHUP re-reads the gallery once the pipeline exists
-    _install_signals(stop, lambda: reload[0].request_reload() if reload else None)
-    bundle = load_bundle(config.model.bundle)
+    pipelines: list[Pipeline] = []  # SIGHUP re-reads the gallery once the pipeline exists
+    reload_asked = threading.Event()  # a SIGHUP before that: applied once it does
+
+    def on_sighup() -> None:
+        if pipelines:
+            pipelines[0].request_reload()
+        else:
+            reload_asked.set()
+
+    _install_signals(stop, on_sighup)
+    if take_early_sighup():
+        reload_asked.set()
+    runners: list[Runner] = []
+    bundle = load_bundle(config.model.bundle, public_key=config.model.public_key)
     engine = load_engine(bundle)
     gallery = Gallery(config.gallery.path)
     t = topics(config.mqtt.topic_prefix, config.mqtt.device_id)
@@ -110,21 +122,22 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
                 for topic, payload in discovery_messages(t, config.mqtt.device_id, __version__):
                     mqtt.publish_state(topic, payload, retain=True)
 
+        def connected() -> None:
+            announce()
+            if runners:
+                runners[0].tick_soon()  # the status, now that it can go out
+
         mqtt = MqttSink.from_config(config.mqtt, availability_topic=t.availability, outbox=outbox,
-                                    on_connected=announce, on_ha_birth=announce, env=env)  # fmt: skip
+                                    on_connected=connected, on_ha_birth=announce, env=env)  # fmt: skip
         mqtt.start()
         sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
     pipeline = daemon_pipeline(config, bundle, engine, gallery, sink)
+    pipelines.append(pipeline)
+    if reload_asked.is_set():
+        logger.info("SIGHUP while starting: the gallery is re-read before the first frame")
+        pipeline.request_reload()
     source = open_source(config.camera.source, config.camera.name, retry_at_start=True)
     live = is_live(config.camera.source)
-    reload.append(pipeline)
-    if mqtt is not None:
-        deadline = time.monotonic() + BROKER_WAIT_S
-        while not mqtt.connected and time.monotonic() < deadline and not stop.is_set():
-            time.sleep(0.1)
-        if not mqtt.connected:
-            logger.warning("broker %s:%d not reachable yet: starting anyway, events wait in the outbox",
-                           config.mqtt.host, config.mqtt.port)  # fmt: skip
 
     def tick() -> None:
         st = pipeline.stats
@@ -146,6 +159,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     )
     runner = Runner(source, pipeline, live=live, stop=stop, max_fps=config.camera.max_fps, on_tick=tick,
                     tick_s=config.mqtt.status_interval_s, watchdog=notifier.watchdog)  # fmt: skip
+    runners.append(runner)
     tick()
     runner.run()
     notifier.stopping()

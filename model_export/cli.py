@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from edge.errors import EdgeError
+from edge.signing import generate_keys, key_id, load_public_key, sign_bundle
 from model_export import __version__
 from model_export.cli_common import ExistingDir, ExistingFile, PathArg, face_data, fail, table
 from model_export.cli_train import train
@@ -91,9 +92,17 @@ def main(quiet: bool) -> None:
     help="Fit no tau on pairs (tau = the encoder's documented threshold).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even when the cache has this bundle.")
+@click.option(
+    "--sign",
+    "sign_key",
+    type=ExistingFile,
+    default=None,
+    help="Sign the bundle with this Ed25519 private key (model-export keygen); devices with "
+    "[model] public_key run only bundles it signed.",
+)
 def build(out: Path, encoder: str, quantization: str, target: str, data: Path | None,
           calibration: Path | None, pairs: Path | None, images: Path | None, no_evaluate: bool,
-          force: bool) -> None:  # fmt: skip
+          force: bool, sign_key: Path | None) -> None:  # fmt: skip
     """Build a quantized model bundle: encoder, detector, alignment, manifest.
 
     With no options: OpenCV zoo's SFace (imported from ONNX), converted to each
@@ -108,6 +117,7 @@ def build(out: Path, encoder: str, quantization: str, target: str, data: Path | 
       model-export build --out build/bundle-sface
       model-export build --out build/bundle --encoder dlib
       model-export build --out /tmp/b --encoder my_arcface.onnx --quantization float16
+      model-export build --out build/bundle-sface --sign keys/bundle-signing.key
     """
     from model_export.build import BuildOptions
     from model_export.build import build as run_build
@@ -117,6 +127,7 @@ def build(out: Path, encoder: str, quantization: str, target: str, data: Path | 
                         quantization=quantization, target=target)  # fmt: skip
     try:
         path = run_build(opts)
+        signed = sign_bundle(path, sign_key) if sign_key is not None else None
     except EdgeError as exc:
         fail(exc)
     manifest = json.loads((path / "manifest.json").read_text())
@@ -132,6 +143,8 @@ def build(out: Path, encoder: str, quantization: str, target: str, data: Path | 
     if ev:
         rows += [("own held-out pairs (k-fold)", f"{ev['accuracy_mean']:.4f} ± {ev['accuracy_std']:.4f} ({ev['model']})"),
                  ("TAR at FAR 1e-3", ev["tar_at_far"]), ("photos without a face", ev["no_face"])]  # fmt: skip
+    if signed is not None:
+        rows += [("signed with key", signed)]
     click.echo(table(rows))
     click.echo(
         "held-out figures: model-export evaluate --bundle DIR (LFW View 2 pairs) or make bench"
@@ -277,6 +290,54 @@ def calibrate(bundle: Path, out: Path | None, data: Path | None) -> None:
                       ("cohort", f"{cohort['faces']} faces, k {cohort['k']}"),
                       ("margin", ident["margin"]),
                       ("tau.identify (100 embeddings, 1%)", f"{manifest['tau']['identify']:.4f}")]))  # fmt: skip
+
+
+@main.command()
+@click.option(
+    "--out", type=PathArg, default=Path(), show_default=True, help="Folder for the two keys."
+)
+def keygen(out: Path) -> None:
+    """Make an Ed25519 key pair for signing bundles.
+
+    Writes bundle-signing.key (the private key, mode 0600: keep it on the build machine,
+    never on a device) and bundle-signing.pub (copy it to each device and set
+    [model] public_key to it). An OpenSSH key (ssh-keygen -t ed25519) works as well.
+
+    \b
+    Example:
+      model-export keygen --out ~/.config/edge-face
+    """
+    try:
+        private, public = generate_keys(out)
+        kid = key_id(load_public_key(public))
+    except EdgeError as exc:
+        fail(exc)
+    click.echo(table([("private key (keep secret)", str(private)), ("public key", str(public)),
+                      ("key id", kid)]))  # fmt: skip
+
+
+@main.command()
+@click.option("--bundle", type=ExistingDir, required=True, help="The bundle folder.")
+@click.option("--key", type=ExistingFile, required=True, help="The Ed25519 private key.")
+def sign(bundle: Path, key: Path) -> None:
+    """Sign a finished bundle: writes manifest.sig beside its manifest.
+
+    The bundle is checked first (every file's sha256 and its thresholds): only a bundle
+    that verifies is signed. The signature covers manifest.json, which lists the sha256 of
+    every other file.
+
+    \b
+    Example:
+      model-export sign --bundle models/edge-face-dlib-cut --key bundle-signing.key
+    """
+    from edge.bundle import load_bundle
+
+    try:
+        load_bundle(bundle)
+        kid = sign_bundle(bundle, key)
+    except EdgeError as exc:
+        fail(exc)
+    click.echo(table([("bundle", str(bundle)), ("signed with key", kid)]))
 
 
 main.add_command(train)

@@ -1,0 +1,122 @@
+"""Plausibility of a bundle's decision values: thresholds no honest build writes.
+
+The file hashes protect the models, not the manifest's own numbers: an edited
+``tau.identify`` of 2.0 with the open-set table deleted would make the daemon name every
+stranger. These checks refuse values that cannot come from a build, measured against the
+bundle's own strangers where it has them (the cohort: one face each of many calibration
+people, hashed in the manifest):
+
+- a distance threshold (``tau.verify``, and ``tau.identify`` when the bundle has no
+  open-set table) at or beyond the median distance between two cohort strangers would
+  call half of all stranger pairs the same person; without a cohort, unit-length
+  embeddings give the bound (sqrt 2 in euclidean, 1 in cosine distance: orthogonal faces);
+- an open-set table (cohort scores) whose largest tau reaches the median score of a
+  cohort stranger against the others, or that gets looser as the gallery grows or
+  stricter as more strangers are allowed, is not a fitted table;
+- ``tau.identify`` outside the range of its own table; without a table, a ``tau.identify``
+  looser than ``tau.verify`` by more than half (deciding among many faces needs a stricter
+  threshold than one-to-one, never a much looser one).
+
+They catch a careless or crude edit, not a careful one: a signature (``[model]
+public_key``, edge.signing) is what proves a manifest is the one that was built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge.decision import Cohort, distance
+
+if TYPE_CHECKING:
+    from edge.bundle import Manifest
+
+#: slack for the table's monotonicity (fitted quantiles of finite samples wobble a little)
+TABLE_SLACK = 0.02
+#: without a table: tau.identify may exceed tau.verify by at most this factor
+IDENTIFY_OVER_VERIFY = 1.5
+#: the most cohort faces the strangers' distances are measured on (the rest add nothing)
+MAX_FACES = 400
+
+
+def _median_off_diagonal(d: np.ndarray) -> float:
+    mask = ~np.eye(d.shape[0], dtype=bool)
+    return float(np.median(d[mask]))
+
+
+def stranger_distance(cohort: Cohort, metric: str) -> float:
+    """The median distance between two different cohort faces."""
+    v = cohort.vectors[:MAX_FACES]
+    return _median_off_diagonal(distance(v, v, metric))
+
+
+def stranger_score(cohort: Cohort, metric: str) -> float:
+    """The median cohort score of one cohort face against another: its distance divided
+    by the mean of the probe's k nearest other cohort faces (as edge.decision scores)."""
+    v = cohort.vectors[:MAX_FACES]
+    d = distance(v, v, metric).astype(np.float64)
+    np.fill_diagonal(d, np.inf)
+    k = min(cohort.k, d.shape[0] - 1)
+    scale = np.sort(d, axis=1)[:, :k].mean(axis=1)
+    scores = d / np.maximum(scale, 1e-12)[:, None]
+    np.fill_diagonal(scores, np.nan)
+    return float(np.nanmedian(scores))
+
+
+def unit_bound(manifest: Manifest) -> float | None:
+    """The distance of two orthogonal faces when embeddings are unit length (else None)."""
+    if manifest.encoder.metric == "cosine":
+        return 1.0
+    return math.sqrt(2.0) if manifest.encoder.l2_normalize else None
+
+
+def problems(manifest: Manifest, cohort: Cohort | None) -> list[str]:
+    """What is implausible in the manifest's decision values (empty: nothing)."""
+    found: list[str] = []
+    metric = manifest.encoder.metric
+    table = manifest.identify
+    if cohort is not None and cohort.vectors.shape[0] >= 2:
+        limit: float | None = stranger_distance(cohort, metric)
+        where = f"the median distance between two of its {cohort.vectors.shape[0]} cohort strangers"
+    else:
+        limit = unit_bound(manifest)
+        where = "the distance of two unrelated unit-length faces"
+    taus = [("tau.verify", manifest.tau.verify)]
+    if table is None or cohort is None:
+        taus.append(("tau.identify", manifest.tau.identify))
+    for name, value in taus:
+        if not math.isfinite(value):
+            found.append(f"{name} is {value}")
+        elif limit is not None and value >= limit:
+            found.append(f"{name} {value:.4g} is at or beyond {where} ({limit:.4g})")
+    if table is None:
+        if manifest.tau.identify > IDENTIFY_OVER_VERIFY * manifest.tau.verify:
+            found.append(
+                f"tau.identify {manifest.tau.identify:.4g} is looser than tau.verify "
+                f"{manifest.tau.verify:.4g} by more than half"
+            )
+        return found
+    values = np.asarray(table.tau, dtype=np.float64)  # [size][rate]
+    low, high = float(values.min()), float(values.max())
+    if cohort is not None and cohort.vectors.shape[0] >= 2:
+        top = stranger_score(cohort, metric)
+        if high >= top:
+            found.append(
+                f"the open-set table's loosest tau {high:.4g} reaches the median score of a "
+                f"cohort stranger ({top:.4g})"
+            )
+    elif limit is not None and high >= limit:
+        found.append(f"the open-set table's loosest tau {high:.4g} is at or beyond {where}")
+    slack = TABLE_SLACK * max(high, 1e-9)
+    if (np.diff(values, axis=1) < -slack).any():
+        found.append("the open-set table gets stricter as more strangers are allowed")
+    if (np.diff(values, axis=0) > slack).any():
+        found.append("the open-set table gets looser as the gallery grows")
+    if not low - slack <= manifest.tau.identify <= high + slack:
+        found.append(
+            f"tau.identify {manifest.tau.identify:.4g} is outside its open-set table "
+            f"({low:.4g} to {high:.4g})"
+        )
+    return found
