@@ -73,17 +73,26 @@ def distance(a: NDArray[np.floating], b: NDArray[np.floating], metric: str) -> N
 class Candidate:
     person: str
     distance: float
+    impostor: float = math.inf  # the nearest face marked "not this person" (edge-face not)
 
 
 def rank(gallery: GalleryMatrix, vector: NDArray[np.float32], metric: str) -> list[Candidate]:
-    """Every enrolled person with their distance (smallest over their embeddings), nearest first."""
+    """Every enrolled person with their distance (smallest over their embeddings), nearest
+    first, and the distance to the nearest of their impostor faces (inf: none)."""
     if not gallery.names:
         return []
     d = distance(vector, gallery.vectors, metric)[0]
     best = np.full(len(gallery.names), np.inf)
     np.minimum.at(best, gallery.owner, d)
+    fake = np.full(len(gallery.names), np.inf)
+    if (
+        gallery.impostors is not None
+        and gallery.impostor_owner is not None
+        and len(gallery.impostor_owner)
+    ):
+        np.minimum.at(fake, gallery.impostor_owner, distance(vector, gallery.impostors, metric)[0])
     order = np.argsort(best, kind="stable")
-    return [Candidate(gallery.names[i], float(best[i])) for i in order]
+    return [Candidate(gallery.names[i], float(best[i]), float(fake[i])) for i in order]
 
 
 def cohort_scale(to_cohort: NDArray[np.floating], k: int) -> NDArray[np.float64]:
@@ -119,8 +128,10 @@ class Cohort:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """known iff the nearest person is within ``tau`` and, when ``margin`` > 0, nearer
-    than the second-nearest by at least ``margin``."""
+    """known iff the nearest person is within ``tau``, when ``margin`` > 0 nearer than the
+    second-nearest by at least ``margin``, and nearer than every face marked as not them
+    (negative feedback: a stranger once taken for them, and faces like that stranger's,
+    stay unnamed)."""
 
     tau: float
     margin: float = 0.0
@@ -130,7 +141,7 @@ class Rule:
             return Match(None, math.inf, self.tau, False)
         best = ranked[0]
         clear = len(ranked) < 2 or ranked[1].distance - best.distance >= self.margin
-        known = best.distance <= self.tau and clear
+        known = best.distance <= self.tau and clear and best.distance < best.impostor
         return Match(best.person if known else None, best.distance, self.tau, known)
 
 
@@ -245,7 +256,7 @@ class Policy:
             return ranked
         assert self.cohort is not None
         s = self.cohort.scale(vector, self.metric)
-        return [Candidate(c.person, c.distance / s) for c in ranked]
+        return [Candidate(c.person, c.distance / s, c.impostor / s) for c in ranked]
 
     def verify_threshold(self) -> float:
         return self.verify_tau if self.tau is None else self.tau

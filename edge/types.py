@@ -128,6 +128,9 @@ class GalleryMatrix:
     vectors: NDArray[np.float32]
     encoder_id: str | None
     skipped: int = 0  # rows that could not be read (logged)
+    # negative feedback (`edge-face not NAME`): faces that are NOT names[impostor_owner[j]]
+    impostors: NDArray[np.float32] | None = None
+    impostor_owner: NDArray[np.intp] | None = None
 
     @staticmethod
     def empty() -> GalleryMatrix:

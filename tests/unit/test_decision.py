@@ -426,3 +426,48 @@ def test_the_table_interpolates_inside_and_continues_its_last_step_outside() -> 
     assert t.tau_for(10**4, 0.01) == pytest.approx(0.5)  # 0.1 less per decade
     one = OpenSetTable(0.0, (10.0,), (0.01,), ((0.42,),))
     assert one.tau_for(10**4, 0.01) == pytest.approx(0.42)  # one size: nothing to continue
+
+
+# --- negative feedback: faces marked "not this person" ---------------------------------
+
+
+def with_impostors(m: GalleryMatrix, **fakes: list[list[float]]) -> GalleryMatrix:
+    owner = [m.names.index(n) for n in fakes for _ in fakes[n]]
+    vectors = [v for n in fakes for v in fakes[n]]
+    return GalleryMatrix(m.names, m.owner, m.vectors, m.encoder_id,
+                         impostors=np.asarray(vectors, np.float32),
+                         impostor_owner=np.asarray(owner, np.intp))  # fmt: skip
+
+
+def test_rank_reports_each_persons_nearest_impostor() -> None:
+    m = with_impostors(matrix(a=[[0.0, 0.0]], b=[[1.0, 0.0]]), a=[[0.0, 3.0], [0.0, 0.5]])
+    ranked = rank(m, np.array([0.0, 0.2], np.float32), "euclidean")
+    assert [c.person for c in ranked] == ["a", "b"]
+    assert ranked[0].impostor == pytest.approx(0.3)  # the nearer of a's two impostor faces
+    assert ranked[1].impostor == math.inf  # b has none
+    assert (
+        rank(matrix(a=[[0.0, 0.0]]), np.array([0.0, 0.0], np.float32), "euclidean")[0].impostor
+        == math.inf
+    )
+
+
+def test_a_probe_nearer_to_an_impostor_is_not_named() -> None:
+    rule = Rule(tau=1.0)
+    assert rule.decide([Candidate("a", 0.4, impostor=0.3)]).known is False
+    assert rule.decide([Candidate("a", 0.4, impostor=0.4)]).known is False  # a tie: not named
+    named = rule.decide([Candidate("a", 0.4, impostor=0.41)])
+    assert named.known and named.person == "a"
+    assert rule.decide([Candidate("a", 0.4)]).known  # no impostor: as before
+
+
+def test_impostors_are_scored_like_the_distances() -> None:
+    """With a cohort the rule compares scores: the impostor distance is divided by the
+    same scale, so their order (and the verdict) is the distances' order."""
+    cohort = Cohort(np.array([[2.0, 0.0], [0.0, 2.0]], np.float32), k=2)
+    p = policy(cohort=cohort, open_set=OpenSetTable.from_json(TABLE))
+    v = np.array([0.0, 0.0], np.float32)
+    [c] = p.scores(v, [Candidate("a", 0.5, impostor=0.4)])
+    assert c.distance == pytest.approx(0.25) and c.impostor == pytest.approx(0.2)
+    m = with_impostors(matrix(a=[[0.1, 0.0]]), a=[[0.0, 0.05]])
+    assert p.for_gallery(m).decide(v, SHARP).known is False
+    assert p.for_gallery(matrix(a=[[0.1, 0.0]])).decide(v, SHARP).known is True
