@@ -233,6 +233,9 @@ class Gallery:
 
     @_damage_said
     def rename(self, old: str, new: str) -> None:
+        """Give a person another name. As ``remove`` does, the old name is overwritten
+        (``secure_delete``) and the change checkpointed at once (``Database.purge``): no
+        copy of it stays in the file nor in its write-ahead log."""
         new = person_name(new)
         with self.db.write():
             person_id = self._find(old)
@@ -240,6 +243,7 @@ class Gallery:
             if clash is not None and clash[0] != person_id:  # a change of case is no clash
                 raise GalleryError(f"{new!r} is already enrolled: remove one of them first")
             self.conn.execute(RENAME_PERSON, (new, person_id))
+        self.db.purge()
 
     @_damage_said
     def matrix(self, encoder_id: str | None = None) -> GalleryMatrix:

@@ -1,5 +1,7 @@
 """The two threads of the daemon: capture (source -> hand-off) and processing
-(hand-off -> pipeline), the watchdog pings, the frame-rate cap and the status ticks.
+(hand-off -> pipeline), the watchdog pings, the frame-rate cap and the status ticks: every
+``tick_s``, at once when the camera is lost or back (the source's ``ok``), and soon after
+:meth:`Runner.tick_soon` (the broker has just connected).
 
 Per-frame errors are logged (once per kind and minute, not per frame) and the loop goes
 on; only a stop request or the end of a recording ends it.
@@ -35,6 +37,14 @@ class Runner:
         self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.on_tick, self.tick_s, self.watchdog = on_tick, tick_s, watchdog
         self._errors: dict[str, float] = {}
+        self._tick_soon = threading.Event()
+
+    def tick_soon(self) -> None:
+        """Tick at the next turn of the loop (within half a second); safe from any thread."""
+        self._tick_soon.set()
+
+    def _camera_ok(self) -> bool:
+        return bool(getattr(self.source, "ok", True))
 
     def _capture(self) -> None:
         try:
@@ -55,6 +65,7 @@ class Runner:
         capture.start()
         next_tick = time.monotonic() + self.tick_s
         last = 0.0
+        camera_ok = self._camera_ok()
         while not self.stop.is_set() and not self.handoff.ended:
             frame = self.handoff.take(timeout=0.5)
             self.watchdog()
@@ -67,7 +78,9 @@ class Runner:
                     self.pipeline.process(frame)
                 except Exception as exc:
                     self._log_error(exc)
-            if time.monotonic() >= next_tick:
+            was_ok, camera_ok = camera_ok, self._camera_ok()
+            if camera_ok != was_ok or self._tick_soon.is_set() or time.monotonic() >= next_tick:
+                self._tick_soon.clear()
                 next_tick = time.monotonic() + self.tick_s
                 self.on_tick()
         self.source.close()  # also wakes a live source waiting to reconnect

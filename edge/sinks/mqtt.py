@@ -13,6 +13,8 @@ with the outbox unwritable (a full disk) and the broker up, events go to paho di
 Availability: Last Will ``offline`` (retained, QoS 1) on ``availability_topic``;
 ``online`` (retained) after every connect, ``offline`` on :meth:`MqttSink.close`.
 Every public method logs and swallows errors: a sink never raises into the pipeline.
+A connection that fails is logged once per kind of failure (``mqtt_problems``: not
+reachable, credentials refused, a TLS certificate problem), not on every retry.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,11 +35,11 @@ from edge.config import MqttConfig
 from edge.errors import ConfigError
 from edge.payloads import mark_stale
 from edge.secrets import mqtt_password
+from edge.sinks.mqtt_problems import Problem, connect_failed, paho_log, refused
 from edge.sinks.outbox import Outbox, OutboxItem
 from edge.sinks.sender import WINDOW, OutboxSender
 
 logger = logging.getLogger(__name__)
-_paho_logger = logging.getLogger(f"{__name__}.paho")
 
 HA_STATUS_TOPIC = "homeassistant/status"
 ONLINE, OFFLINE = b"online", b"offline"
@@ -72,7 +75,7 @@ class MqttSink:
         self._where = f"{config.host}:{config.port}"
         self._connected = False
         self._ever_connected = False
-        self._quiet_failures = False  # a connection failure was logged: log no more
+        self._problem: str | None = None  # the kind of failure logged last: not again
         self._started = self._closing = False
         self._stale_logged = False  # once per connection
         self.outbox_failing = False  # the outbox could not take an event (status flag)
@@ -106,7 +109,7 @@ class MqttSink:
     def _make_client(self, client_id: str, password: str | None) -> mqtt.Client:
         cfg = self.config
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        client.on_log = self._on_log
+        client.on_log = paho_log
         client.suppress_exceptions = True
         client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         if cfg.username:
@@ -222,15 +225,21 @@ class MqttSink:
         self.close()
 
     # paho's network thread
+    def _report(self, problem: Problem) -> None:
+        """Log a failed connection once per kind (a retry that fails alike says nothing)."""
+        if problem.kind != self._problem and not self._closing:
+            logger.log(
+                logging.ERROR if problem.is_config else logging.WARNING, "%s", problem.message
+            )
+        self._problem = problem.kind
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
-            if not self._quiet_failures:
-                logger.error("the MQTT broker %s refused the connection: %s", self._where, rc)
-            self._quiet_failures = True
+            self._report(refused(self._where, rc, self.config))
             return
         again = "re" if self._ever_connected else ""
         logger.info("%sconnected to the MQTT broker %s", again, self._where)
-        self._ever_connected, self._quiet_failures = True, False
+        self._ever_connected, self._problem = True, None
         self._connected = True
         self._stale_logged = False
         self._disconnected.clear()
@@ -243,26 +252,20 @@ class MqttSink:
         self._sender.connected()
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
-        if not self._quiet_failures and not self._closing:
-            logger.warning("cannot reach the MQTT broker %s; retrying", self._where)
-        self._quiet_failures = True
+        # paho calls this while it handles the connection's OSError (an ssl.SSLError for
+        # TLS): the error is the one being handled
+        self._report(connect_failed(self._where, sys.exc_info()[1], self.config))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         was, self._connected = self._connected, False
         self._disconnected.set()
         if was and not self._closing:
             logger.warning("lost the MQTT broker %s (%s); events wait", self._where, rc)
-            self._quiet_failures = True
+            self._problem = "unreachable"  # said: retries that cannot reach it say no more
         self._sender.disconnected()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         self._sender.acked(mid)
-
-    @staticmethod
-    def _on_log(_c: mqtt.Client, _u: Any, level: int, text: str) -> None:
-        # paho 2.2 logs "Client is not connected" as an error on every failed retry
-        loud = level == mqtt.MQTT_LOG_ERR and not text.startswith("Client is not connected")
-        _paho_logger.log(logging.WARNING if loud else logging.DEBUG, "%s", text)
 
     def _on_ha_status(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() == ONLINE:
@@ -279,9 +282,8 @@ class MqttSink:
 
     # the sender's thread
     def _publish_item(self, item: OutboxItem) -> int | None:
-        """Hand one event to paho: its mid once paho holds it (paho sends it again after
-        a reconnect), None when paho did not take it. One that waited longer than
-        ``event_max_age_s`` is marked stale."""
+        """Hand one event to paho (marked stale past ``event_max_age_s``): its mid once
+        paho holds it (paho sends it again after a reconnect), else None."""
         payload = item.payload
         age = time.time() - item.created
         limit = self.config.event_max_age_s

@@ -298,3 +298,44 @@ def test_a_stalled_stream_is_noticed_and_never_holds_up_a_stop(bundle_dir: Path,
             proc.kill()
         camera.stop()
         listener.close()
+
+
+def test_a_broker_down_at_start_holds_up_no_frame(bundle_dir: Path, gallery_file: Path, broker: Broker,
+                                                  face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    """The broker is not there when the daemon starts: frames are processed at once (no
+    wait for it), the event waits in the outbox and is delivered when the broker comes."""
+    from broker import Proxy, free_port
+    from mjpeg import MjpegCamera
+
+    from edge.images import read_image
+
+    photo = cv2.cvtColor(
+        read_image(face_data / "videos/hamilton/reference/obama.jpg"), cv2.COLOR_RGB2BGR
+    )
+    camera = MjpegCamera(photo, free_port())
+    camera.start()
+    proxy = Proxy(broker)  # the daemon's way to the broker: closed until the broker "comes"
+    proxy.cut()
+    listener = Listener(broker, ["edge-face/test/#"])
+    log = tmp_path / "daemon.log"
+    env = daemon_env(bundle_dir, gallery_file, broker, camera.url, tmp_path,
+                     EDGE_FACE_MQTT_PORT=str(proxy.port))  # fmt: skip
+    proc = start(env, log)
+    try:
+        assert wait_until(lambda: "cannot reach the MQTT broker" in log.read_text(), 60)
+        down = time.monotonic()
+        assert wait_until(lambda: "recognized Barack Obama" in log.read_text(), 30), (
+            log.read_text()[-2000:]
+        )
+        assert time.monotonic() - down < 6, "frames waited for the broker"
+        assert events(listener) == []
+        proxy.resume()
+        assert wait_until(lambda: any(e["person"] == "Barack Obama" for e in events(listener)), 40)
+        assert wait_until(lambda: listener.payloads("edge-face/test/status"), 5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        camera.stop()
+        proxy.cut()
+        listener.close()
+    assert "not reachable yet" not in log.read_text()

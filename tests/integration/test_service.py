@@ -89,3 +89,63 @@ def test_ready_watchdog_status_and_a_clean_sigterm(repo_root: Path, bundle_dir: 
     assert "STOPPING=1" in messages
     stderr = proc.stderr.read() if proc.stderr else ""
     assert not re.search(r"^\d{4}-\d\d-\d\d ", stderr, re.M)  # journald adds the time itself
+
+
+def signals_caught(pid: int) -> int:
+    """The mask of signals the process has a handler for (/proc/PID/status SigCgt)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # it has ended
+        return 0
+    return next((int(ln.split()[1], 16) for ln in lines if ln.startswith("SigCgt:")), 0)
+
+
+def test_a_sighup_while_starting_does_not_kill_the_daemon(bundle_dir: Path, tmp_path: Path) -> None:
+    """`systemctl reload` (SIGHUP) while `edge-face run` is still loading: the process
+    survives (SIGHUP's default action is to end it) and re-reads the gallery once ready."""
+    import numpy as np
+    from broker import free_port, wait_until
+    from mjpeg import MjpegCamera
+
+    camera = MjpegCamera(
+        np.random.default_rng(1).integers(0, 255, (120, 160, 3), np.uint8), free_port()
+    )
+    camera.start()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EDGE_FACE_") or k == "EDGE_FACE_DATA"
+    }
+    env.update({"EDGE_FACE_CONFIG": "", "EDGE_FACE_MODEL_BUNDLE": str(bundle_dir),
+                "EDGE_FACE_GALLERY_PATH": str(tmp_path / "gallery.db"), "EDGE_FACE_CAMERA_SOURCE": camera.url})  # fmt: skip
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("edge-face")), "run", "--dry-run"],
+                            env=env, stderr=log.open("wb"))  # fmt: skip
+    try:
+        # Python's own SIGINT handler: the interpreter is up, the program's code about to run
+        assert wait_until(
+            lambda: proc.poll() is not None or bool(signals_caught(proc.pid) & 2), 10, 0.001
+        )
+        up = time.monotonic()
+        for offset in (0.15, 0.3, 0.6):  # the daemon's own handler comes after a second or so
+            time.sleep(max(0.0, up + offset - time.monotonic()))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGHUP)
+        assert wait_until(
+            lambda: proc.poll() is not None or "running: camera" in log.read_text(), 60
+        )
+        assert proc.poll() is None, (
+            f"killed by signal {-(proc.returncode or 0)}: {log.read_text()[-2000:]}"
+        )
+        assert wait_until(lambda: log.read_text().count("gallery: 0 people") >= 2, 10), (
+            log.read_text()
+        )
+        assert "SIGHUP while starting" in log.read_text()
+        proc.send_signal(signal.SIGHUP)  # and once running, as always
+        assert wait_until(lambda: log.read_text().count("gallery: 0 people") >= 3, 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.stop()

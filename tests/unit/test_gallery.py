@@ -197,3 +197,21 @@ def test_damaged_rows_are_counted_and_the_rest_still_load(gallery: Gallery) -> N
                          (np.zeros(3, "<f4").tobytes(),))  # fmt: skip
     m = gallery.matrix("enc-1")
     assert m.skipped == 4 and m.names == ["Bob"] and m.vectors.tolist() == [[5, 5]]
+
+
+def test_rename_leaves_no_copy_of_the_old_name_in_the_files(tmp_path: Path) -> None:
+    """`edge-face rename` while the daemon has the gallery open: the old name must be in
+    neither the main file nor its write-ahead log afterwards (as after `remove`)."""
+    path = tmp_path / "gallery.db"
+    with Gallery(path) as g:  # `enroll`, then its process ends: the name is in the main file
+        g.add("Alice Cooper", [sample([1, 2], source="photo-1.jpg")])
+    daemon = Gallery(path)  # a reader in another connection: no checkpoint when `rename` exits
+    assert daemon.matrix().names == ["Alice Cooper"]
+    with Gallery(path) as g:
+        g.rename("Alice Cooper", "Vincent Furnier")
+    files = [p for p in (path, path.with_name("gallery.db-wal")) if p.exists()]
+    data = b"".join(p.read_bytes() for p in files)
+    assert b"Vincent Furnier" in data  # the new name is there: we read the right bytes
+    assert b"Alice Cooper" not in data and b"Alice" not in data
+    assert daemon.matrix().names == ["Vincent Furnier"]
+    daemon.close()

@@ -207,3 +207,117 @@ def test_streams_are_opened_with_timeouts(monkeypatch: pytest.MonkeyPatch) -> No
     url, device = seen
     assert url[1] == cv2.CAP_FFMPEG and cv2.CAP_PROP_READ_TIMEOUT_MSEC in url[2]  # type: ignore[operator]
     assert device == (0,)
+
+
+class HangingCapture(FlakyCapture):
+    """A local camera (V4L2) whose driver hangs: the first capture opened gives
+    ``HangingCapture.good`` frames, then a read that never returns (until the test ends);
+    the captures opened after it give frames. Every frame differs (a live sensor's noise),
+    unless ``HangingCapture.repeat``: then the first capture gives one frame again and
+    again instead of hanging (a stuck driver buffer)."""
+
+    opened_count = 0
+    good = 2
+    repeat = False
+    hang = threading.Event()  # set at the end of a test: the hung read returns
+
+    def __init__(self, source: object, *options: object) -> None:
+        self.opened = True
+        self.nth = HangingCapture.opened_count
+        HangingCapture.opened_count += 1
+        self.reads = 0
+        self.still = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.reads += 1
+        time.sleep(0.005)
+        if self.nth == 0 and HangingCapture.repeat:
+            return True, self.still
+        if self.nth == 0 and self.reads > HangingCapture.good:
+            HangingCapture.hang.wait()
+        return True, np.random.default_rng().integers(0, 255, (64, 64, 3), np.uint8)
+
+
+@pytest.fixture
+def hanging_camera(monkeypatch: pytest.MonkeyPatch) -> object:
+    HangingCapture.opened_count, HangingCapture.repeat = 0, False
+    HangingCapture.hang = threading.Event()
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", HangingCapture)
+    yield HangingCapture
+    HangingCapture.hang.set()
+
+
+def read_within(source: opencv_source.OpenCVSource, seconds: float) -> object:
+    """source.read() on a thread of its own; fails the test if it has not returned in time."""
+    results: list[object] = []
+    reader = threading.Thread(target=lambda: results.append(source.read()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert results, f"read() did not return within {seconds} s"
+    return results[0]
+
+
+def test_a_local_camera_whose_read_hangs_is_reported_and_reopened(
+    hanging_camera: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The frame-age watchdog: OpenCV has no read timeout for a V4L2 device; a read that
+    never returns makes the camera not ok (logged once) and reopened, within the timeout."""
+    source = opencv_source.OpenCVSource("/dev/video0", frame_timeout_s=0.3)
+    oks: list[bool] = []
+
+    def backoff(timeout: float) -> bool:  # no real sleep; what the status sees meanwhile
+        oks.append(source.ok)
+        return False
+
+    monkeypatch.setattr(source._closed, "wait", backoff)
+    with caplog.at_level(logging.WARNING):
+        first = [read_within(source, 2), read_within(source, 2)]
+        began = time.monotonic()
+        third = read_within(source, 3)  # the hung read is given up, the camera reopened
+        took = time.monotonic() - began
+    assert oks == [False]  # camera_ok false while it reconnects
+    assert all(f is not None for f in [*first, third]) and took < 2
+    assert HangingCapture.opened_count == 2 and source.ok
+    assert caplog.text.count("gave no new frame for 0.3 s: reconnecting") == 1
+    assert caplog.text.count("is back") == 1
+    source.close()
+
+
+def test_a_local_camera_repeating_one_frame_is_reported_and_reopened(
+    hanging_camera: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    HangingCapture.repeat = True
+    source = opencv_source.OpenCVSource(0, frame_timeout_s=0.3)
+    monkeypatch.setattr(source._closed, "wait", lambda timeout: False)
+    with caplog.at_level(logging.WARNING):
+        began = time.monotonic()
+        while HangingCapture.opened_count < 2 and time.monotonic() - began < 3:
+            assert read_within(source, 3) is not None
+    assert HangingCapture.opened_count == 2, "the camera was not reopened"
+    assert caplog.text.count("(the same frame again and again): reconnecting") == 1
+    assert caplog.text.count("is back") == 1 and source.ok
+    source.close()
+
+
+def test_a_stream_repeating_one_frame_is_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An encoder repeats a still scene exactly: only a local camera's repeats count."""
+    HangingCapture.opened_count, HangingCapture.repeat = 0, True
+    monkeypatch.setattr(opencv_source.cv2, "VideoCapture", HangingCapture)
+    source = opencv_source.OpenCVSource("rtsp://camera.local/stream", frame_timeout_s=0.2)
+    began = time.monotonic()
+    while time.monotonic() - began < 0.5:
+        assert read_within(source, 2) is not None
+    assert HangingCapture.opened_count == 1 and source.ok
+    source.close()
+
+
+def test_closing_a_local_camera_never_waits_for_a_hung_read(hanging_camera: object) -> None:
+    """SIGTERM while a V4L2 read hangs (and before the watchdog gives it up): close()
+    returns at once and so does the read; the shutdown is not held up."""
+    HangingCapture.good = 0
+    source = opencv_source.OpenCVSource(0)  # the default timeout: 10 s
+    threading.Timer(0.3, source.close).start()
+    began = time.monotonic()
+    assert read_within(source, 3) is None
+    assert time.monotonic() - began < 1.5
+    HangingCapture.good = 2
