@@ -7,13 +7,13 @@ the benchmarks and the export stage's tables) decides through this module.
   bundle's ``tau.verify`` unless ``[recognition] tau`` sets it.
 - **Identify** (one against a gallery, :meth:`Policy.rule`): a stranger compared with N
   enrolled faces has N chances of a false match, so a threshold that is safe for one
-  comparison names strangers far too often (dlib's 0.6 named 81% of strangers against 200
-  enrolled people, see docs/RECOGNITION.md). The default rule has two parts, both measured
-  by the bundle at build time on simulated galleries (``model_export.impostors``; the
-  manifest's ``identify`` table, :class:`OpenSetTable`): a margin (the nearest person must
-  beat the second-nearest by it) and a tau that keeps the share of strangers given a name
-  at ``strangers_accepted`` (1%) for a gallery of this size. A bigger gallery gets a
-  stricter tau, automatically. ``[recognition] tau`` and ``margin`` override them.
+  comparison names strangers far too often (docs/RECOGNITION.md). The default rule has
+  two parts, both measured by the bundle at build time on simulated galleries
+  (``model_export.impostors``; the manifest's ``identify`` table, :class:`OpenSetTable`):
+  a margin (the nearest person must beat the second-nearest by it) and a tau that keeps
+  the share of strangers given a name at ``strangers_accepted`` (1%) for a gallery of
+  this size; a bigger gallery gets a stricter tau. ``[recognition] tau`` and ``margin``
+  override them. A face nearer to one of a person's impostor faces is not them.
 - **Cohort normalization** (:class:`Cohort`): a bundle that ships a cohort (faces of its
   calibrate people, nobody a user enrolls) has its open-set table in scores, not
   distances: a probe's distance to each enrolled person divided by the mean of its ``k``
@@ -77,19 +77,15 @@ class Candidate:
 
 
 def rank(gallery: GalleryMatrix, vector: NDArray[np.float32], metric: str) -> list[Candidate]:
-    """Every enrolled person with their distance (smallest over their embeddings), nearest
-    first, and the distance to the nearest of their impostor faces (inf: none)."""
+    """Every enrolled person with their distance (smallest over their embeddings) and their
+    nearest impostor face's (inf: none), nearest first."""
     if not gallery.names:
         return []
     d = distance(vector, gallery.vectors, metric)[0]
     best = np.full(len(gallery.names), np.inf)
     np.minimum.at(best, gallery.owner, d)
-    fake = np.full(len(gallery.names), np.inf)
-    if (
-        gallery.impostors is not None
-        and gallery.impostor_owner is not None
-        and len(gallery.impostor_owner)
-    ):
+    fake = np.full(len(gallery.names), np.inf)  # each person's nearest impostor face
+    if gallery.impostors is not None and gallery.impostor_owner is not None:
         np.minimum.at(fake, gallery.impostor_owner, distance(vector, gallery.impostors, metric)[0])
     order = np.argsort(best, kind="stable")
     return [Candidate(gallery.names[i], float(best[i]), float(fake[i])) for i in order]
@@ -129,9 +125,7 @@ class Cohort:
 @dataclass(frozen=True, slots=True)
 class Rule:
     """known iff the nearest person is within ``tau``, when ``margin`` > 0 nearer than the
-    second-nearest by at least ``margin``, and nearer than every face marked as not them
-    (negative feedback: a stranger once taken for them, and faces like that stranger's,
-    stay unnamed)."""
+    second-nearest by at least ``margin``, and nearer than every face marked not them."""
 
     tau: float
     margin: float = 0.0

@@ -129,6 +129,7 @@ class GalleryMatrix:
     encoder_id: str | None
     skipped: int = 0  # rows that could not be read (logged)
     # negative feedback (`edge-face not NAME`): faces that are NOT names[impostor_owner[j]]
+    # (None when there are none)
     impostors: NDArray[np.float32] | None = None
     impostor_owner: NDArray[np.intp] | None = None
 
