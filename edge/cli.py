@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from edge import __version__, cli_gallery, cli_repair, cli_run
+from edge import __version__, cli_bundle, cli_gallery, cli_repair, cli_run
 from edge.cli_state import EXIT_USAGE, State, config_error
 from edge.config import load_config
 from edge.errors import ConfigError
@@ -55,14 +55,20 @@ def _plain(value: Any) -> Any:
     default=None,
     help="Override [logging] level.",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Show progress logs (-v: INFO, -vv: DEBUG); by default only the daemon logs INFO.",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
+def main(ctx: click.Context, config_path: Path | None, log_level: str | None, verbose: int) -> None:
     """edge-face: recognise enrolled people on a camera and publish MQTT events.
 
     Enroll people from photos, then run the daemon; Home Assistant or Node-RED react to
     the events. Every verb has --help with an example.
     """
-    ctx.obj = State(config_path, log_level)
+    ctx.obj = State(config_path, log_level, verbose, daemon=ctx.invoked_subcommand == "run")
     if ctx.invoked_subcommand != "run":
         sighup.release()  # only the daemon re-reads on SIGHUP; elsewhere it ends the verb
 
@@ -116,7 +122,12 @@ def check_config_cmd(state: State, as_json: bool) -> None:
 
 
 # The other verbs live in their own modules, which know nothing of this group.
-for _command in (*cli_gallery.COMMANDS, *cli_run.COMMANDS, *cli_repair.COMMANDS):
+for _command in (
+    *cli_gallery.COMMANDS,
+    *cli_run.COMMANDS,
+    *cli_repair.COMMANDS,
+    *cli_bundle.COMMANDS,
+):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from edge.cli_state import EXIT_FAILURE, State, guarded
+from edge.cli_state import EXIT_FAILURE, EXIT_USAGE, State, guarded
 
 Paths = click.Path(path_type=Path, exists=True)
 
@@ -43,6 +43,11 @@ def _tick(bar: Any) -> Callable[[object], None] | None:
     "--frames", default=5, show_default=True, help="With --camera: how many good frames to take."
 )
 @click.option("--largest", is_flag=True, help="In a photo with several faces, enroll the largest.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Enroll faces even when they look like another enrolled person.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def enroll(
@@ -52,13 +57,16 @@ def enroll(
     camera: bool,
     frames: int,
     largest: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Enroll NAME from photos (files or folders) or from the camera.
 
     Each photo must show exactly one face (or use --largest), big and sharp enough; every
-    photo that is refused is listed with the reason, and nothing of it is stored. An
-    existing NAME gets the new photos added. Exit 1 when nothing was enrolled.
+    photo that is refused is listed with the reason, and nothing of it is stored. A face
+    that the recognition rule would name as another enrolled person is refused with that
+    person's name and the distance (--force enrolls it anyway). An existing NAME gets the
+    new photos added. Exit 1 when nothing was enrolled.
 
     \b
     Example:
@@ -72,17 +80,25 @@ def enroll(
         raise click.UsageError("give photos (files or folders) or --camera")
     given = name
     name = guarded(lambda: person_name(given))  # before any photo is read
-    engine, gallery = state.engine(), state.gallery()
+    from edge.recognize import policy_for
+
+    bundle, engine, gallery = state.bundle(), state.engine(), state.gallery()
+    config = state.config()
+    policy = (
+        None if force else policy_for(bundle.manifest, config.recognition, cohort=bundle.cohort)
+    )
     if camera:
         from edge.enroll_camera import enroll_from_camera
 
-        source = state.config().camera.source
-        report = guarded(lambda: enroll_from_camera(gallery, engine, name, source, frames))
+        source = config.camera.source
+        report = guarded(
+            lambda: enroll_from_camera(gallery, engine, name, source, frames, policy=policy)
+        )
     else:
         files = expand(paths)
         with _bar(not as_json and len(files) > 3, len(files), f"enrolling {name}") as bar:
             report = guarded(
-                lambda: enroll_photos(gallery, engine, name, files, largest, _tick(bar))
+                lambda: enroll_photos(gallery, engine, name, files, largest, _tick(bar), policy)
             )
     if as_json:
         photos = [dataclasses.asdict(o) for o in report.outcomes]
@@ -107,27 +123,52 @@ def people(state: State, as_json: bool) -> None:
       edge-face people
       edge-face people --json
     """
-    found = guarded(lambda: state.gallery().people())
+    found = guarded(lambda: state.gallery(create=False).people())
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(p) for p in found], indent=2))
         return
     for p in found:
         click.echo(f"{p.name}\t{p.embeddings} face(s)\tsince {p.created}")
-    click.echo(f"{len(found)} people enrolled", err=True)
+    click.echo(f"{len(found)} {'person' if len(found) == 1 else 'people'} enrolled", err=True)
 
 
 @click.command()
 @click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def remove(state: State, name: str) -> None:
+def remove(state: State, name: str, yes: bool, as_json: bool) -> None:
     """Forget NAME for good: the person and every embedding (overwritten on disk).
+
+    Asks for confirmation on a terminal; scripts pass --yes (without a terminal and
+    without --yes nothing is removed, exit 2).
 
     \b
     Example:
       edge-face remove Alice
+      edge-face remove Alice --yes --json
     """
-    n = guarded(lambda: state.gallery().remove(name))
-    click.echo(f"removed {name} and {n} face embedding(s)")
+    gallery = state.gallery(create=False)
+    found = [p for p in guarded(gallery.people) if p.name == name]
+    if not found:
+        guarded(lambda: gallery.remove(name))  # says there is no such person, exit 1
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo(
+                f"error: removing {name} cannot be undone and there is no terminal to ask: "
+                "pass --yes to remove without asking",
+                err=True,
+            )
+            sys.exit(EXIT_USAGE)
+        question = f"Remove {name} and {found[0].embeddings} face embedding(s) for good?"
+        if not click.confirm(question, default=False, err=True):
+            click.echo("nothing removed", err=True)
+            sys.exit(EXIT_FAILURE)
+    n = guarded(lambda: gallery.remove(name))
+    if as_json:
+        click.echo(json.dumps({"name": name, "removed": True, "embeddings": n}, indent=2))
+    else:
+        click.echo(f"removed {name} and {n} face embedding(s)")
 
 
 @click.command()
@@ -141,7 +182,7 @@ def rename(state: State, old: str, new: str) -> None:
     Example:
       edge-face rename Bob "Bob Smith"
     """
-    guarded(lambda: state.gallery().rename(old, new))
+    guarded(lambda: state.gallery(create=False).rename(old, new))
     click.echo(f"renamed {old} to {new}")
 
 
@@ -163,7 +204,7 @@ def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
     from edge.images import ImageError, read_image
     from edge.recognize import Recognizer, policy_for
 
-    bundle, engine, gallery = state.bundle(), state.engine(), state.gallery()
+    bundle, engine, gallery = state.bundle(), state.engine(), state.gallery(create=False)
     matrix = guarded(lambda: gallery.matrix(bundle.manifest.encoder_id))
     policy = policy_for(bundle.manifest, state.config().recognition, cohort=bundle.cohort)
     recognizer = Recognizer(engine, policy.for_gallery(matrix))

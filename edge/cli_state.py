@@ -27,10 +27,27 @@ EXIT_USAGE = 2
 class State:
     """What the group's options leave for the verbs: the config, loaded on first use."""
 
-    def __init__(self, config_path: Path | None, log_level: str | None) -> None:
+    def __init__(
+        self,
+        config_path: Path | None,
+        log_level: str | None,
+        verbose: int = 0,
+        daemon: bool = False,
+    ) -> None:
         self.config_path = config_path
         self.log_level = log_level
+        self.verbose = verbose
+        self.daemon = daemon  # `run`: [logging] level applies; other verbs: warnings only
         self._config: Config | None = None
+
+    def level(self, config: Config) -> str:
+        """The log level: --log-level, else -v (INFO) / -vv (DEBUG), else the config's
+        for the daemon and WARNING for the other verbs (their result is their output)."""
+        if self.log_level:
+            return self.log_level
+        if self.verbose:
+            return "DEBUG" if self.verbose > 1 else "INFO"
+        return config.logging.level if self.daemon else "WARNING"
 
     def config(self) -> Config:
         if self._config is None:
@@ -38,7 +55,7 @@ class State:
                 self._config = load_config(self.config_path, os.environ)
             except ConfigError as exc:
                 config_error(exc)
-            setup_logging(self.log_level or self._config.logging.level)
+            setup_logging(self.level(self._config))
         return self._config
 
     def bundle(self) -> Bundle:
@@ -54,10 +71,18 @@ class State:
 
         return guarded(lambda: load_engine(self.bundle()))
 
-    def gallery(self) -> Gallery:
+    def gallery(self, create: bool = True) -> Gallery:
+        """The configured gallery. ``create=False`` (every verb but enroll): a gallery
+        that does not exist yet is an empty one in memory, and no file or folder is made."""
+        import sqlite3
+
         from edge.gallery import Gallery
 
-        return guarded(lambda: Gallery(self.config().gallery.path))
+        path = self.config().gallery.path
+        if not create and not path.exists():
+            click.echo(f"note: no gallery at {path} yet (`edge-face enroll` creates it)", err=True)
+            return Gallery(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+        return guarded(lambda: Gallery(path))
 
 
 def guarded(make: Any) -> Any:

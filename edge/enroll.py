@@ -3,6 +3,10 @@
 Each photo must hold exactly one face (or, with ``largest``, the largest is taken), big
 and sharp enough. Every photo that fails is reported with its reason and nothing of it
 is stored; the good ones are stored together, in one transaction, at the end.
+
+With a decision rule (``policy``), a face that the rule would give another enrolled
+person's name is refused too (``looks_like``), unless ``force``: enrolling it would make
+the two people's names interchangeable at the door.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.decision import enrollment_problem
+import numpy as np
+
+from edge.decision import Policy, enrollment_problem, rank
 from edge.engine import FaceEngine
 from edge.gallery import Gallery, Sample
 from edge.images import ImageError, read_image
 from edge.quality import measure
-from edge.types import AlignedFace, RGBImage
+from edge.types import AlignedFace, GalleryMatrix, RGBImage
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,63 @@ def sample_from(engine: FaceEngine, face: AlignedFace, source: str) -> tuple[Sam
     return Sample(embedding.vector, embedding.encoder_id, source, quality), outcome
 
 
+def others(matrix: GalleryMatrix, name: str) -> GalleryMatrix:
+    """The gallery without ``name``'s embeddings (names compared without case)."""
+    keep = [i for i, n in enumerate(matrix.names) if n.casefold() != name.casefold()]
+    rows = np.isin(matrix.owner, keep)
+    remap = np.full(max(len(matrix.names), 1), -1, np.intp)
+    remap[keep] = np.arange(len(keep))
+    return GalleryMatrix(
+        [matrix.names[i] for i in keep],
+        remap[matrix.owner[rows]],
+        matrix.vectors[rows],
+        matrix.encoder_id,
+    )
+
+
+def looks_like(sample: Sample, others: GalleryMatrix, policy: Policy) -> str | None:
+    """Why ``sample`` should not be enrolled: the rule names it as another person."""
+    if not others.names:
+        return None
+    ranked = policy.scores(sample.vector, rank(others, sample.vector, policy.metric))
+    match = policy.rule(len(others.vectors)).decide(ranked)
+    if not match.known:
+        return None
+    return (
+        f"looks like {match.person}, who is enrolled (distance {match.distance:.3f} <= tau "
+        f"{match.tau:.3f}): enrolling it would let each be taken for the other; if this "
+        "really is the person you name, use --force"
+    )
+
+
+def refusals(
+    gallery: Gallery, name: str, samples: Sequence[Sample], policy: Policy | None
+) -> list[str | None]:
+    """Per sample, why it is refused because ``policy`` names it as another enrolled
+    person (None: keep it); all None without a policy."""
+    if policy is None or not samples:
+        return [None] * len(samples)
+    rest = others(gallery.matrix(samples[0].encoder_id), name)
+    return [looks_like(sample, rest, policy) for sample in samples]
+
+
+def store(
+    gallery: Gallery,
+    name: str,
+    taken: list[tuple[Sample, int]],
+    outcomes: list[Outcome],
+    policy: Policy | None,
+) -> int:
+    """Add the ``taken`` samples (each with its outcome's index) that pass the guard;
+    a refused one's outcome becomes a refusal. Returns how many were stored."""
+    whys = refusals(gallery, name, [sample for sample, _ in taken], policy)
+    for (_, slot), why in zip(taken, whys, strict=True):
+        if why is not None:
+            outcomes[slot] = Outcome(outcomes[slot].source, False, why)
+    kept = [sample for (sample, _), why in zip(taken, whys, strict=True) if why is None]
+    return gallery.add(name, kept) if kept else 0
+
+
 def enroll_photos(
     gallery: Gallery,
     engine: FaceEngine,
@@ -94,9 +157,11 @@ def enroll_photos(
     paths: Sequence[Path],
     largest: bool = False,
     progress: Callable[[Path], None] | None = None,
+    policy: Policy | None = None,
 ) -> EnrollReport:
-    """Enroll ``name`` from photos (adding to the person if they exist)."""
-    samples: list[Sample] = []
+    """Enroll ``name`` from photos (adding to the person if they exist). With ``policy``,
+    a face the rule names as another enrolled person is refused (:func:`looks_like`)."""
+    taken: list[tuple[Sample, int]] = []
     outcomes: list[Outcome] = []
     for path in expand(paths):
         if progress:
@@ -108,7 +173,6 @@ def enroll_photos(
             outcomes.append(Outcome(str(path), False, reason))
             continue
         sample, outcome = sample_from(engine, face, path.name)
-        samples.append(sample)
+        taken.append((sample, len(outcomes)))
         outcomes.append(outcome)
-    stored = gallery.add(name, samples) if samples else 0
-    return EnrollReport(name, outcomes, stored)
+    return EnrollReport(name, outcomes, store(gallery, name, taken, outcomes, policy))

@@ -8,8 +8,9 @@ import logging
 import time
 from collections import Counter
 
+from edge.decision import Policy
 from edge.engine import FaceEngine
-from edge.enroll import EnrollReport, Outcome, Rejected, pick_face, sample_from
+from edge.enroll import EnrollReport, Outcome, Rejected, pick_face, sample_from, store
 from edge.errors import EdgeError
 from edge.gallery import Gallery, Sample
 from edge.sources import open_source, redact
@@ -27,15 +28,16 @@ def enroll_from_camera(
     source: int | str,
     frames: int = 5,
     timeout_s: float = 60.0,
+    policy: Policy | None = None,
 ) -> EnrollReport:
     cam = open_source(source)
-    samples: list[Sample] = []
+    taken: list[tuple[Sample, int]] = []
     outcomes: list[Outcome] = []
     reasons: Counter[str] = Counter()
     last, last_index = -MIN_GAP_S, -MIN_GAP_FRAMES
     deadline = time.monotonic() + timeout_s
     try:
-        while len(samples) < frames and time.monotonic() < deadline:
+        while len(taken) < frames and time.monotonic() < deadline:
             frame = cam.read()
             if frame is None:
                 break
@@ -48,15 +50,14 @@ def enroll_from_camera(
                 reasons[str(exc).split(":")[0]] += 1
                 continue
             sample, outcome = sample_from(engine, face, f"camera frame {frame.index}")
-            samples.append(sample)
+            taken.append((sample, len(outcomes)))
             outcomes.append(outcome)
             last, last_index = now, frame.index
-            logger.info("took frame %d (%d/%d)", frame.index, len(samples), frames)
+            logger.info("took frame %d (%d/%d)", frame.index, len(taken), frames)
     finally:
         cam.close()
     for reason, n in reasons.most_common():
         outcomes.append(Outcome(f"{n} camera frame(s)", False, reason))
-    if not samples and not reasons:
+    if not taken and not reasons:
         raise EdgeError(f"the camera {redact(source)!r} gave no frames")
-    stored = gallery.add(name, samples) if samples else 0
-    return EnrollReport(name, outcomes, stored)
+    return EnrollReport(name, outcomes, store(gallery, name, taken, outcomes, policy))

@@ -1,4 +1,10 @@
-"""Logging set-up: journald-friendly (no timestamps when ``JOURNAL_STREAM`` is set)."""
+"""Logging set-up: journald-friendly (no timestamps when ``JOURNAL_STREAM`` is set).
+
+The daemon logs at ``[logging] level`` (INFO by default); the other CLI verbs print their
+result and only warnings and errors (``-v``: INFO, ``-vv``: DEBUG, or ``--log-level``).
+Below DEBUG the native libraries' own chatter (OpenCV's ``[ WARN ]`` lines before an
+error edge-face explains itself, LiteRT's delegate notice) is kept off stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,3 +19,12 @@ def setup_logging(level: str = "INFO") -> None:
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
+    quiet_libraries(level.upper() != "DEBUG")
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """OpenCV's log level: errors only when ``quiet`` (read at import, set after too)."""
+    os.environ["OPENCV_LOG_LEVEL"] = "ERROR" if quiet else "INFO"
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.utils.logging.setLogLevel(2 if quiet else 4)  # 2 = ERROR, 4 = INFO

@@ -78,7 +78,7 @@ def compare(engine: Engine, a: RGBImage, b: RGBImage, policy: Policy,
     """One-to-one: the distance between the largest faces of two photos, and the verdict."""
     va, vb = largest_embedding(engine, a, names[0]), largest_embedding(engine, b, names[1])
     d = float(distance(va, vb, policy.metric)[0, 0])
-    return {"image1": names[0], "image2": names[1], "distance": round(d, 4),
+    return {"image1": names[0], "image2": names[1], "distance": round(max(d, 0.0), 4),
             "tau": round(policy.verify_threshold(), 4), "same": policy.same(d)}  # fmt: skip
 
 

@@ -6,7 +6,10 @@ Imported lazily: only the daemon and the verbs that embed faces need a runtime.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +70,35 @@ def interpreter_class(
     raise RuntimeMissingError(f"no TFLite runtime could be imported ({'; '.join(errors)}): {hint}")
 
 
+@contextmanager
+def native_stderr_muted(mute: bool) -> Iterator[None]:
+    """Native code's writes to stderr (LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+    notice) dropped while ``mute``: only used when the log level hides INFO, i.e. in a
+    CLI verb, never in the daemon (its other threads may be writing)."""
+    if not mute:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def load_interpreter(
     path: Path, num_threads: int = 1, prefer: str | None = None, runtimes: Sequence[str] = ()
 ) -> Any:
     """An allocated interpreter for the model at ``path``."""
     cls, name = interpreter_class(prefer, runtimes)
     try:
-        interpreter = cls(model_path=str(path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_stderr_muted(logging.getLogger().getEffectiveLevel() > logging.INFO):
+            interpreter = cls(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(
             f"{name} cannot load {path}: {exc} (is the file a TFLite model made for this "

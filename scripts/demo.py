@@ -3,11 +3,16 @@ MQTT subscriber (Home Assistant, Node-RED) would receive them.
 
 Enrolls the three reference people of ``videos/hamilton/reference/`` into a fresh demo
 gallery, starts a private mosquitto on a free port, runs ``edge-face run`` on the clip and
-prints every message it publishes. Needs the SFace bundle in build/bundle-sface (``make bundle``).
+prints every message it publishes.
+
+``--bundle DIR`` picks the model bundle: by default the SFace bundle of ``make bundle``
+(build/bundle-sface); ``make demo-device`` gives the committed models/edge-face-dlib-cut,
+which needs no TensorFlow and no build.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -47,6 +52,15 @@ def start_broker(port: int) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, default=REPO / "build" / "bundle-sface",
+                        help="model bundle folder (default build/bundle-sface)")  # fmt: skip
+    args = parser.parse_args()
+    bundle = args.bundle.resolve()
+    if not (bundle / "manifest.json").is_file():
+        print(f"no model bundle at {bundle}: run `make bundle`, or `make demo-device` to use "
+              "the committed models/edge-face-dlib-cut", file=sys.stderr)  # fmt: skip
+        return 2
     data = Path(os.environ.get("EDGE_FACE_DATA", REPO.parent / "shared" / "faces"))
     clip = data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
     if not clip.is_file():
@@ -59,7 +73,7 @@ def main() -> int:
     DEMO.mkdir(parents=True)
     port = free_port()
     env = {**os.environ, "EDGE_FACE_CONFIG": str(REPO / "config.toml"),
-           "EDGE_FACE_MODEL_BUNDLE": str(REPO / "build" / "bundle-sface"),
+           "EDGE_FACE_MODEL_BUNDLE": str(bundle),
            "EDGE_FACE_GALLERY_PATH": str(DEMO / "gallery.db"), "EDGE_FACE_MQTT_OUTBOX": str(DEMO / "outbox.db"),
            "EDGE_FACE_MQTT_PORT": str(port), "EDGE_FACE_MQTT_DEVICE_ID": "demo",
            "EDGE_FACE_CAMERA_SOURCE": str(clip), "EDGE_FACE_CAMERA_NAME": "hamilton-clip"}  # fmt: skip
@@ -91,7 +105,7 @@ def main() -> int:
     sub.connect("127.0.0.1", port)
     sub.subscribe("edge-face/demo/#", qos=1)
     sub.loop_start()
-    print(f"broker on 127.0.0.1:{port}; running the daemon on {clip.name} ...")
+    print(f"broker on 127.0.0.1:{port}; running the daemon on {clip.name} with {bundle.name} ...")
     try:
         with tempfile.TemporaryFile() as log:
             rc = subprocess.run([edge_face, "run"], env=env, stderr=log).returncode

@@ -201,7 +201,7 @@ def test_remove_leaves_no_trace_in_the_file(env: dict[str, str], knn: Path) -> N
         vectors = g.matrix().vectors
         names = g.matrix().names
         rose = vectors[[i for i, n in enumerate(g.matrix().owner) if names[n] == "rose_leslie"]]
-    out = cli(env, "remove", "rose_leslie")
+    out = cli(env, "remove", "rose_leslie", "--yes")
     assert out.exit_code == 0 and "removed rose_leslie" in out.output
     data = b"".join(p.read_bytes() for p in path.parent.glob("gallery.db*"))
     assert b"rose_leslie" not in data

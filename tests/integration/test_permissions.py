@@ -69,7 +69,7 @@ def other_users(db: Path, mode: int) -> None:
     db.chmod(mode)
 
 
-VERBS = [("people",), ("remove", "Alice"), ("rename", "Alice", "Alicia")]
+VERBS = [("people",), ("remove", "Alice", "--yes"), ("rename", "Alice", "Alicia")]
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=lambda v: v[0])
