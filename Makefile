@@ -11,10 +11,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 APT_PACKAGES := mosquitto
 
-.PHONY: demo test lint bundle bench mutate check-arm64 system-deps venv clean help
+.PHONY: demo demo-device test lint bundle bench mutate check-arm64 system-deps venv clean help
 
 help:
 	@echo "make demo    set up and run the demo"
+	@echo "make demo-device  the demo with the device dependencies only and the committed bundle"
 	@echo "make test    set up and run all tests (ruff + pytest)"
 	@echo "make lint    ruff only"
 	@echo "make bundle  build (or reuse) the model bundles: build/bundle-sface (the default), build/bundle (dlib)"
@@ -68,6 +69,20 @@ bundle: venv
 demo: bundle
 	$(VENV)/bin/model-export verify --bundle build/bundle-sface
 	$(PY) scripts/demo.py
+
+# The demo on a device (a Pi, or any small box): only the device dependencies (no
+# TensorFlow, no bundle build, no face data beyond the clip) and the committed bundle
+# models/edge-face-dlib-cut, in its own venv (.venv-device).
+DEVICE_VENV ?= .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.installed
+$(DEVICE_STAMP): pyproject.toml | system-deps
+	$(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEVICE_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+demo-device: $(DEVICE_STAMP)
+	$(DEVICE_VENV)/bin/python scripts/demo.py --bundle models/edge-face-dlib-cut
 
 # The project in an emulated Raspberry Pi OS arm64 tree (qemu), with ai-edge-litert and with
 # tflite-runtime 2.14; embeddings compared with x86 (scripts/check_arm64.sh). Needs root.
