@@ -24,6 +24,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from edge import feedback
 from edge.db import DAMAGED_HINT, Database, Migration
 from edge.errors import EdgeError
 from edge.types import GalleryMatrix
@@ -94,7 +95,7 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 
 
 #: schema version -> migration bringing the schema from version-1 to it
-MIGRATIONS: dict[int, Migration] = {1: _create_tables}
+MIGRATIONS: dict[int, Migration] = {1: _create_tables, 2: feedback.create_table}
 
 
 def _now() -> str:
@@ -261,12 +262,8 @@ class Gallery:
                 or len(blob) != 4 * dim
                 or (vectors and dim != len(vectors[0]))
             ):
-                logger.error(
-                    "gallery row %d (%s) is damaged and was skipped: re-enroll %s",
-                    row_id,
-                    name,
-                    name,
-                )
+                logger.error("gallery row %d (%s) is damaged and was skipped: re-enroll %s",
+                             row_id, name, name)  # fmt: skip
                 skipped += 1
                 continue
             vector = np.frombuffer(blob, "<f4")
@@ -280,7 +277,15 @@ class Gallery:
             vectors.append(vector)
         matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
         enc_id = rows[0][2] if rows else None
-        return GalleryMatrix(names, np.asarray(owner, np.intp), matrix, enc_id, skipped)
+        found = GalleryMatrix(names, np.asarray(owner, np.intp), matrix, enc_id, skipped)
+        return feedback.attach(self.conn, found)
+
+    @_damage_said
+    def add_impostor(self, name: str, vector: np.ndarray, encoder_id: str, source: str) -> None:
+        """Mark a face as not ``name`` (negative feedback, edge.feedback)."""
+        with self.db.write():
+            self._check_encoder(encoder_id)
+            feedback.add(self.conn, self._find(name), vector, encoder_id, source)
 
 
 def mismatch_message(found: str, expected: str) -> str:

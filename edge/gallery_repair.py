@@ -22,6 +22,9 @@ from edge.gallery import Gallery, GalleryError
 
 #: ids probed one by one past the largest one found, when that one cannot be read
 PROBE_PAST = 1000
+IMPOSTORS = (
+    "SELECT id, person_id, encoder_id, dim, vector, source, created FROM impostors WHERE id = ?"
+)
 PEOPLE = "SELECT id, name, created, metadata FROM people WHERE id = ?"
 EMBEDDINGS = (
     "SELECT id, person_id, encoder_id, dim, vector, source, quality, created FROM embeddings"
@@ -97,6 +100,10 @@ def repair(path: Path) -> RepairReport:
     with _read_only(path) as src:
         people, report.unreadable_people = _rows(src, "people", PEOPLE)
         embeddings, report.lost_embeddings = _rows(src, "embeddings", EMBEDDINGS)
+        has_impostors = src.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'impostors'"
+        ).fetchone()
+        impostors = _rows(src, "impostors", IMPOSTORS)[0] if has_impostors else []
     known = {row[0] for row in people}
     with Gallery(out) as new, new.db.write() as conn:
         conn.executemany(
@@ -107,6 +114,11 @@ def repair(path: Path) -> RepairReport:
             "INSERT INTO embeddings (id, person_id, encoder_id, dim, vector, source, quality,"
             " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             kept,
+        )
+        conn.executemany(
+            "INSERT INTO impostors (id, person_id, encoder_id, dim, vector, source, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [row for row in impostors if row[1] in known],
         )
     report.kept_people = sorted(row[1] for row in people)
     report.kept_embeddings = len(kept)

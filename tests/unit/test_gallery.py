@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.gallery import EncoderMismatchError, Gallery, GalleryError, Sample
+from edge.gallery import MIGRATIONS, EncoderMismatchError, Gallery, GalleryError, Sample
 
 
 def sample(values: list[float], enc: str = "enc-1", source: str = "a.jpg") -> Sample:
@@ -98,7 +98,7 @@ def test_file_gallery_is_private_and_survives_reopening(tmp_path: Path) -> None:
     with Gallery(path) as g:
         assert g.matrix().names == ["Alice"]
         assert g.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert g.conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert g.conn.execute("PRAGMA user_version").fetchone()[0] == max(MIGRATIONS)
 
 
 def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def damaged_gallery(path: Path, people: int = 300) -> None:
         for i in range(people):
             g.add(f"P{i}", [Sample(rng.random(128).astype(np.float32), "enc", "x.jpg", 1.0)])
     with path.open("r+b") as fh:  # a page of garbage in the middle (a failing SD card)
-        fh.seek(4096 * 20)
+        fh.seek(4096 * 22)  # page 23: a leaf of the people table (schema version 2)
         fh.write(b"\xde\xad" * 2048)
 
 
