@@ -25,7 +25,15 @@ import numpy as np
 from edge.decision import Decider, Policy
 from edge.images import encode_crop
 from edge.motion import MotionGate, MotionSettings
-from edge.ports import Clock, Engine, EventSink, FaceTracker, GalleryReader, SystemClock
+from edge.ports import (
+    Clock,
+    Engine,
+    EventSink,
+    FaceTracker,
+    GalleryReader,
+    SightingRecorder,
+    SystemClock,
+)
 from edge.quality import measure
 from edge.schedule import EmbedSchedule, ScheduleSettings, View
 from edge.stats import Stats, Stopwatch
@@ -88,15 +96,17 @@ class Pipeline:
         zones: Sequence[Polygon] = (),
         detect_scale: float = 1.0,
         detect_fps: float = 0.0,
+        sightings: SightingRecorder | None = None,
     ) -> None:
         """``schedule``: None embeds every face of every frame (the old loop); ``motion``:
         None runs the detector on every frame; ``zones``: where faces count
         (``edge.zones``); ``detect_scale``: the scale frames are detected at
         (:func:`detection_scale`); ``detect_fps``: at most this many detections a second
-        of frame time (0: every frame), the frames between keep their tracks as they are."""
+        of frame time (0: every frame), the frames between keep their tracks as they are;
+        ``sightings``: where each decided track's face, embedding and verdict are kept."""
         self.engine, self.gallery, self.policy = engine, gallery, policy
         self.encoder_id, self.tracker, self.sink = encoder_id, tracker, sink
-        self.include_crop = include_crop
+        self.include_crop, self.sightings = include_crop, sightings
         self.clock = clock or SystemClock()
         self.reload_check_s = reload_check_s
         self.schedule = EmbedSchedule(schedule or ScheduleSettings(enabled=False))
@@ -190,19 +200,31 @@ class Pipeline:
         picked = self.schedule.pick(views, now)
         embeddings = self.engine.embed([faces[i] for i in picked])
         watch.lap("embed")
-        events: list[RecognitionEvent] = []
+        fired: list[tuple[RecognitionEvent, np.ndarray]] = []  # with the deciding embedding
         policy = self.decider.policy
         for i, embedding in zip(picked, embeddings, strict=True):
             view = views[i]
             match = self.decider.decide(embedding.vector, view.quality)
             self.schedule.embedded(view, now)
-            events.extend(self.tracker.vote(view.track_id, match, now, policy.usable(view.quality)))
+            votes = self.tracker.vote(view.track_id, match, now, policy.usable(view.quality))
+            fired.extend((event, embedding.vector) for event in votes)
         self.schedule.forget(self.tracker.live())
         self.stats.embeddings += len(picked)
         watch.lap("match")
-        for event in events:
-            if self.include_crop:
-                event = replace(event, crop_jpeg=encode_crop(frame.image, event.box))
-            self.sink.publish(event)  # the tracker has logged it
+        events = [self._publish(frame, event, vector) for event, vector in fired]
         self.stats.record(self.clock.monotonic(), len(faces), watch)
         return events
+
+    def _publish(
+        self, frame: Frame, event: RecognitionEvent, vector: np.ndarray
+    ) -> RecognitionEvent:
+        """The event with its crop and sighting id, handed to the sink."""
+        crop = None
+        if self.include_crop or self.sightings is not None:
+            crop = encode_crop(frame.image, event.box)
+        if self.sightings is not None and crop is not None:
+            event = replace(event, sighting_id=self.sightings.record(event, vector, crop))
+        if self.include_crop:
+            event = replace(event, crop_jpeg=crop)
+        self.sink.publish(event)  # the tracker has logged it
+        return event

@@ -4,7 +4,7 @@ no base class (``tests/fakes.py``) and back-ends are chosen by the bundle or the
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge.types import (
     AlignedFace,
@@ -18,6 +18,10 @@ from edge.types import (
     RGBImage,
     TrackView,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class FaceDetector(Protocol):
@@ -98,6 +102,15 @@ class FaceTracker(Protocol):
 class EventSink(Protocol):
     def publish(self, event: RecognitionEvent) -> None:
         """Hand an event on (the MQTT outbox, or the log); never raises."""
+        ...
+
+
+class SightingRecorder(Protocol):
+    def record(
+        self, event: RecognitionEvent, vector: NDArray[np.float32], crop: bytes
+    ) -> int | None:
+        """Keep what a decided track showed (``edge.sightings``); its id, or None when it
+        could not be stored (logged: the event still goes out)."""
         ...
 
 

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from edge.db import Database, Migration
 from edge.errors import EdgeError
+from edge.types import RecognitionEvent
 
 logger = logging.getLogger(__name__)
 
@@ -218,3 +219,30 @@ class SightingStore:
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM sightings"
             ).fetchone()
         return int(rows), int(total)
+
+
+class Recorder:
+    """The daemon's port to the store (``edge.ports.SightingRecorder``): one row per
+    decided track; a store that cannot be written is logged once, never raised."""
+
+    def __init__(self, store: SightingStore, encoder_id: str) -> None:
+        self.store, self.encoder_id = store, encoder_id
+        self._failing = False
+
+    def record(
+        self, event: RecognitionEvent, vector: NDArray[np.float32], crop: bytes
+    ) -> int | None:
+        sighting = Sighting(
+            time=event.time, camera=event.camera, track_id=event.track_id,
+            decision=event.type, person=event.person, distance=event.distance,
+            tau=event.tau, encoder_id=self.encoder_id, vector=vector, crop=crop,
+        )  # fmt: skip
+        try:
+            row = self.store.add(sighting)
+        except (EdgeError, sqlite3.Error, OSError) as exc:
+            if not self._failing:
+                logger.error("sightings: could not store a sighting (%s); events still go out", exc)
+            self._failing = True
+            return None
+        self._failing = False
+        return row

@@ -116,6 +116,7 @@ class RecognitionEvent:
     frames: int  # frames the track had been seen when the event fired
     time: float  # unix time of the deciding frame
     crop_jpeg: bytes | None = None
+    sighting_id: int | None = None  # the sightings store's row ([sightings] enabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,3 +297,25 @@ def test_verify_names_the_photo_without_a_face() -> None:
         compare(engine, image, image, policy, ("a.jpg", "b.jpg"))
     with pytest.raises(NoFaceError, match=r"^a\.jpg: no face found$"):
         compare(FakeEngine([[]]), image, image, policy, ("a.jpg", "b.jpg"))
+
+
+def test_each_decided_track_is_kept_as_a_sighting_and_the_event_names_it() -> None:
+    import sqlite3
+
+    from edge.sightings import Recorder, SightingStore
+
+    store = SightingStore(sqlite3.connect(":memory:", isolation_level=None))
+    rig = Rig()
+    rig.pipeline.sightings = Recorder(store, ENCODER)
+    assert rig.run(3, FakeFace(BOX, near(ALICE))) == ["recognized Alice"]
+    assert rig.run(8, FakeFace(BBox(0, 0, 60, 60), (5.0, 5.0))) == ["unknown -"]
+    alice, stranger = rig.sink.events
+    assert alice.sighting_id is not None and stranger.sighting_id is not None
+    assert alice.crop_jpeg is None  # kept in the store, not sent ([mqtt] include_crop off)
+    rows = store.get([alice.sighting_id, stranger.sighting_id])
+    assert [(r.decision, r.person, r.camera) for r in rows] == [
+        ("recognized", "Alice", "door"), ("unknown", None, "door")
+    ]  # fmt: skip
+    assert rows[0].vector is not None and rows[0].vector.tolist() == pytest.approx(near(ALICE))
+    assert rows[0].crop and rows[0].crop[:2] == b"\xff\xd8"  # a JPEG
+    assert [s.id for s in store.list(unknown=True)] == [stranger.sighting_id]
