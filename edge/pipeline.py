@@ -22,7 +22,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from edge.decision import Decider, Policy
+from edge.decision import Decider, FaceQuality, Policy
 from edge.images import encode_crop
 from edge.motion import MotionGate, MotionSettings
 from edge.ports import (
@@ -200,30 +200,31 @@ class Pipeline:
         picked = self.schedule.pick(views, now)
         embeddings = self.engine.embed([faces[i] for i in picked])
         watch.lap("embed")
-        fired: list[tuple[RecognitionEvent, np.ndarray]] = []  # with the deciding embedding
+        fired: list[tuple[RecognitionEvent, np.ndarray, FaceQuality]] = []  # the deciding face
         policy = self.decider.policy
         for i, embedding in zip(picked, embeddings, strict=True):
             view = views[i]
             match = self.decider.decide(embedding.vector, view.quality)
             self.schedule.embedded(view, now)
             votes = self.tracker.vote(view.track_id, match, now, policy.usable(view.quality))
-            fired.extend((event, embedding.vector) for event in votes)
+            fired.extend((event, embedding.vector, view.quality) for event in votes)
         self.schedule.forget(self.tracker.live())
         self.stats.embeddings += len(picked)
         watch.lap("match")
-        events = [self._publish(frame, event, vector) for event, vector in fired]
+        events = [self._publish(frame, event, vector, q) for event, vector, q in fired]
         self.stats.record(self.clock.monotonic(), len(faces), watch)
         return events
 
     def _publish(
-        self, frame: Frame, event: RecognitionEvent, vector: np.ndarray
+        self, frame: Frame, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality
     ) -> RecognitionEvent:
         """The event with its crop and sighting id, handed to the sink."""
         crop = None
         if self.include_crop or self.sightings is not None:
             crop = encode_crop(frame.image, event.box)
         if self.sightings is not None and crop is not None:
-            event = replace(event, sighting_id=self.sightings.record(event, vector, crop))
+            row = self.sightings.record(event, vector, crop, quality)
+            event = replace(event, sighting_id=row)
         if self.include_crop:
             event = replace(event, crop_jpeg=crop)
         self.sink.publish(event)  # the tracker has logged it

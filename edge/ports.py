@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from edge.decision import FaceQuality
+
 
 class FaceDetector(Protocol):
     def detect(self, image: RGBImage) -> list[Detection]:
@@ -107,7 +109,11 @@ class EventSink(Protocol):
 
 class SightingRecorder(Protocol):
     def record(
-        self, event: RecognitionEvent, vector: NDArray[np.float32], crop: bytes
+        self,
+        event: RecognitionEvent,
+        vector: NDArray[np.float32],
+        crop: bytes,
+        quality: FaceQuality,
     ) -> int | None:
         """Keep what a decided track showed (``edge.sightings``); its id, or None when it
         could not be stored (logged: the event still goes out)."""

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.db import Database, Migration
+from edge.decision import FaceQuality
 from edge.errors import EdgeError
 from edge.types import RecognitionEvent
 
@@ -48,6 +49,7 @@ class Sighting:
     encoder_id: str
     vector: NDArray[np.float32]
     crop: bytes  # JPEG
+    quality: FaceQuality  # the deciding face's size, sharpness and yaw
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class Stored:
     distance: float
     tau: float
     encoder_id: str
+    quality: FaceQuality
     vector: NDArray[np.float32] | None = None
     crop: bytes | None = None
 
@@ -72,6 +75,7 @@ SCHEMA_V1 = (
     " camera TEXT NOT NULL, track_id INTEGER NOT NULL,"
     " decision TEXT NOT NULL CHECK (decision IN ('recognized', 'unknown')),"
     " person TEXT, distance REAL NOT NULL, tau REAL NOT NULL, encoder_id TEXT NOT NULL,"
+    " size_px REAL NOT NULL, sharpness REAL NOT NULL, yaw REAL NOT NULL,"
     " dim INTEGER NOT NULL, vector BLOB NOT NULL, crop BLOB NOT NULL, bytes INTEGER NOT NULL)",
     "CREATE INDEX sightings_time ON sightings(time)",
 )
@@ -83,15 +87,20 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: dict[int, Migration] = {1: _v1}
-COLUMNS = "id, time, camera, track_id, decision, person, distance, tau, encoder_id"
+COLUMNS = (
+    "id, time, camera, track_id, decision, person, distance, tau, encoder_id, size_px,"
+    " sharpness, yaw"
+)
+NAMES = ("id", "time", "camera", "track_id", "decision", "person", "distance", "tau", "encoder_id")
 DAY_S = 86400.0
 
 
 def _row(row: Sequence[object], full: bool) -> Stored:
-    base = dict(zip(COLUMNS.split(", "), row[:9], strict=True))
+    base: dict[str, object] = dict(zip(NAMES, row[:9], strict=True))
+    base["quality"] = FaceQuality(*(float(v) for v in row[9:12]))  # type: ignore[arg-type]
     if not full:
         return Stored(**base)  # type: ignore[arg-type]
-    dim, vector, crop = row[9:12]
+    dim, vector, crop = row[12:15]
     v = np.frombuffer(vector, "<f4", count=int(dim)).astype(np.float32)  # type: ignore[call-overload]
     return Stored(**base, vector=v, crop=bytes(crop))  # type: ignore[arg-type]
 
@@ -126,9 +135,11 @@ class SightingStore:
         with self.db.write() as conn:
             cur = conn.execute(
                 "INSERT INTO sightings (time, camera, track_id, decision, person, distance, tau,"
-                " encoder_id, dim, vector, crop, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " encoder_id, size_px, sharpness, yaw, dim, vector, crop, bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (s.time, s.camera, s.track_id, s.decision, s.person, float(s.distance),
-                 float(s.tau), s.encoder_id, int(np.size(s.vector)), vector, s.crop, size),
+                 float(s.tau), s.encoder_id, float(s.quality.size_px), float(s.quality.sharpness),
+                 float(s.quality.yaw), int(np.size(s.vector)), vector, s.crop, size),
             )  # fmt: skip
             new = int(cur.lastrowid or 0)
             dropped = self._bound(conn, now=s.time, keep=new)
@@ -230,12 +241,17 @@ class Recorder:
         self._failing = False
 
     def record(
-        self, event: RecognitionEvent, vector: NDArray[np.float32], crop: bytes
+        self,
+        event: RecognitionEvent,
+        vector: NDArray[np.float32],
+        crop: bytes,
+        quality: FaceQuality,
     ) -> int | None:
         sighting = Sighting(
             time=event.time, camera=event.camera, track_id=event.track_id,
             decision=event.type, person=event.person, distance=event.distance,
             tau=event.tau, encoder_id=self.encoder_id, vector=vector, crop=crop,
+            quality=quality,
         )  # fmt: skip
         try:
             row = self.store.add(sighting)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.decision import FaceQuality
 from edge.sightings import Sighting, SightingsError, SightingStore
 
 T0 = 1_800_000_000.0
@@ -18,7 +19,7 @@ def sighting(i: int, *, t: float = T0, person: str | None = None, crop: bytes = 
     return Sighting(
         time=t, camera="door", track_id=i, decision="recognized" if person else "unknown",
         person=person, distance=0.4, tau=0.8, encoder_id="enc-1", vector=vector,
-        crop=crop or f"JPEG-CROP-{i:04d}".encode() * 10,
+        crop=crop or f"JPEG-CROP-{i:04d}".encode() * 10, quality=FaceQuality(80.0, 120.0, 0.1),
     )  # fmt: skip
 
 
@@ -35,6 +36,7 @@ def test_add_list_get(tmp_path: Path) -> None:
         assert [s.id for s in store.list(since=T0 + 30)] == [b]
         [got] = store.get([b])
         assert got.person == "Alice" and got.crop == sighting(2).crop
+        assert got.quality == FaceQuality(80.0, 120.0, 0.1)
         assert got.vector is not None and np.array_equal(got.vector, sighting(2).vector)
         with pytest.raises(SightingsError, match="no sighting 99"):
             store.get([b, 99])
