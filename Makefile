@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 APT_PACKAGES := mosquitto
 
-.PHONY: demo demo-device test lint bundle bench mutate check-arm64 system-deps venv clean help
+.PHONY: demo demo-build demo-device test lint bundle bundle-sface bench mutate check-arm64 system-deps venv clean help
 
 help:
 	@echo "make demo    set up and run the demo"
@@ -60,13 +60,21 @@ test: venv
 # build/bundle-sface: OpenCV zoo's SFace, the default (docs/ENCODERS.md: far fewer strangers
 # named at the same rate of correct names); build/bundle: dlib's ResNet in full int8 (faster,
 # and it loads in tflite-runtime 2.14 as well as LiteRT; the arm64 check and most tests use it).
-bundle: venv
-	$(VENV)/bin/model-export build --out build/bundle-sface --encoder sface
+bundle: bundle-sface
 	$(VENV)/bin/model-export build --out build/bundle --encoder dlib
 
+bundle-sface: venv
+	$(VENV)/bin/model-export build --out build/bundle-sface --encoder sface
+
 # The demo: enroll the Hamilton clip's three people, start a private mosquitto, run the
-# daemon on the clip and print the MQTT events as a subscriber receives them.
-demo: bundle
+# daemon on the clip and print the MQTT events as a subscriber receives them. Where
+# TensorFlow has no wheels (a Raspberry Pi, any arm board) it is the device demo below.
+demo:
+	@if [ "$$(uname -m)" = x86_64 ]; then $(MAKE) --no-print-directory demo-build; else \
+	  echo "$$(uname -m): no TensorFlow to build a bundle here: the device demo on the committed bundle"; \
+	  $(MAKE) --no-print-directory demo-device; fi
+
+demo-build: bundle-sface
 	$(VENV)/bin/model-export verify --bundle build/bundle-sface
 	$(PY) scripts/demo.py
 

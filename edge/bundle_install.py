@@ -37,7 +37,10 @@ def _unpack(tarball: Path, into: Path) -> Path:
     return the folder that holds its manifest."""
     try:
         with tarfile.open(tarball) as tar:
-            tar.extractall(into, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+                tar.extractall(into, filter="data")
+            else:  # Debian 12's 3.11.2: the same rules, checked here
+                tar.extractall(into, members=_safe_members(tar, tarball))
     except tarfile.ReadError as exc:
         raise BundleError(
             f"{tarball}: not a readable tarball (tar, gzip, bzip2 or xz): re-copy it"
@@ -52,6 +55,19 @@ def _unpack(tarball: Path, into: Path) -> Path:
             "bundle folder (`tar czf bundle.tgz -C build bundle-sface`)"
         )
     return found[0]
+
+
+def _safe_members(tar: tarfile.TarFile, tarball: Path) -> list[tarfile.TarInfo]:
+    """Plain files and folders that stay inside the target (tarfile's ``data`` filter,
+    for a Python without it): anything else refuses the whole tarball."""
+    members = tar.getmembers()
+    for m in members:
+        parts = Path(m.name).parts
+        if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+            raise BundleError(
+                f"{tarball}: {m.name!r} is not a plain file inside the tarball: refused"
+            )
+    return members
 
 
 def _check_runtime(bundle: Bundle) -> None:

@@ -62,7 +62,7 @@ def _check_bundle(config: Config, report: CheckReport) -> None:
     if not (model.bundle / "manifest.json").is_file():
         report.notes.append(
             f"[model] bundle: no model bundle at {model.bundle} yet "
-            "(build one with `model-export build --out DIR`)"
+            "(install one with `edge-face bundle install DIR|TARBALL`)"
         )
         return
     try:

@@ -135,7 +135,7 @@ class Pipeline:
         self.decider = self.policy.for_gallery(self.gallery.matrix(self.encoder_id))
         rule = self.decider.rule
         logger.info(
-            "gallery: %d people, %d embeddings; tau %.3f, margin %.3f",
+            "gallery: %d person(s), %d embedding(s); tau %.3f, margin %.3f",
             len(self.matrix.names), len(self.matrix.vectors), rule.tau, rule.margin,
         )  # fmt: skip
 

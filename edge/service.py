@@ -48,7 +48,7 @@ class LogSink:
     """Events to the log only (``--dry-run``)."""
 
     def publish(self, event: RecognitionEvent) -> None:
-        logger.info("dry run: %s %s", event.type, event.person or "")
+        logger.info("dry run: %s%s", event.type, f" {event.person}" if event.person else "")
 
 
 class MqttEventSink:
@@ -153,7 +153,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
 
     notifier.ready()
     logger.info(
-        "running: camera %r, %d people enrolled",
+        "running: camera %r, %d person(s) enrolled",
         redact(config.camera.source),
         len(pipeline.matrix.names),
     )

@@ -31,7 +31,7 @@ from model_export.targets import DEFAULT_TARGET, TARGETS
 def main(quiet: bool) -> None:
     """model-export: build, verify, evaluate and calibrate edge-face model bundles.
 
-    Needs the export extra: pip install 'edge-face[export]'.
+    Needs the export extra: pip install '.[export]' from the repository.
     """
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,

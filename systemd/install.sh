@@ -101,8 +101,12 @@ fi
 run install -D -m 0644 "$HERE/edge-face.service" "$UNIT"
 if running_systemd; then run systemctl daemon-reload; fi
 systemctl_ enable edge-face.service
-if [ -z "$ROOT" ]; then
-  echo "installed. Put your model bundle in $STATE/bundle (or set [model] bundle), enroll people with"
+if [ "$DRY" = 1 ]; then
+  echo "dry run: nothing was changed"
+elif [ -z "$ROOT" ]; then
+  echo "installed. Install a model bundle (the one in this checkout, or a tarball built elsewhere):"
+  echo "  sudo $VENV/bin/edge-face --config $ETC/config.toml bundle install $REPO/models/edge-face-dlib-cut"
+  echo "enroll people (photos the $USER_NAME user can read) with"
   echo "  sudo -u $USER_NAME $VENV/bin/edge-face --config $ETC/config.toml enroll NAME PHOTOS"
   echo "then: sudo systemctl start edge-face; logs: journalctl -u edge-face -f"
 fi

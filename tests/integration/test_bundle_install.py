@@ -98,3 +98,23 @@ def test_a_tarball_that_writes_outside_is_refused(env: dict[str, str], tmp_path:
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert not list(tmp_path.parent.glob("escaped.txt"))
     assert not (tmp_path / "lib" / "bundle").exists()
+
+
+def test_without_tarfiles_data_filter_the_same_rules_hold(
+    tmp_path: Path, tarball: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian 12 (Raspberry Pi OS Bookworm) has Python 3.11.2, before tarfile's filters."""
+    from edge.bundle import BundleError
+    from edge.bundle_install import install_bundle
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    done = install_bundle(tarball, tmp_path / "lib" / "bundle")
+    assert (tmp_path / "lib" / "bundle" / "manifest.json").is_file() and done.replaced is None
+    evil = tmp_path / "evil.tgz"
+    with tarfile.open(evil, "w:gz") as tar:
+        member = tarfile.TarInfo("../../escaped.txt")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"bad"))
+    with pytest.raises(BundleError, match="not a plain file inside the tarball"):
+        install_bundle(evil, tmp_path / "other")
+    assert not list(tmp_path.parent.glob("escaped.txt"))
