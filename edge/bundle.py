@@ -141,8 +141,10 @@ def load_bundle(
             raise BundleError(str(exc)) from exc
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{manifest_path}: not a readable manifest: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested past the
+        # stack, or a number of more than 4300 digits (int()'s limit)
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise BundleError(f"{manifest_path}: not a readable manifest: {why}") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
         found = raw.get("format") if isinstance(raw, dict) else None
         raise BundleError(

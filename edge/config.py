@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_vali
 from pydantic.dataclasses import dataclass
 
 from edge.config_errors import format_validation_error, unknown_section
+from edge.config_sightings import SightingsConfig
 from edge.errors import ConfigError
 
 ENV_PREFIX = "EDGE_FACE_"
@@ -170,6 +171,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    sightings: SightingsConfig = field(default_factory=SightingsConfig)
     source: Path | None = None  # the file it was read from; None for built-in defaults
 
 
@@ -213,8 +215,10 @@ def parse_config(
     """
     try:
         data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{filename}: not valid TOML: {exc}"]) from exc
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; also a number of more
+        # than 4300 digits (int()'s limit) and arrays or tables nested past the stack
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ConfigError([f"{filename}: not valid TOML: {why}"]) from exc
     problems: list[str] = []
     for key, value in list(data.items()):
         if key not in SECTIONS or not isinstance(value, dict):
@@ -228,6 +232,10 @@ def parse_config(
                 table.pop(key, None)
             else:
                 table[key] = value
+    for section, key in [(s, k) for s, t in data.items() for k, v in t.items() if _holds_nul(v)]:
+        var = env_names.get((section, key))  # no path, host or name holds a NUL
+        where = f"environment variable {var}" if var else filename
+        problems.append(f"{where}: [{section}] {key}: a NUL character (\\u0000) is not allowed")
     if problems:
         raise ConfigError(problems)
     try:
@@ -235,6 +243,12 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, filename, env_names, SECTIONS)) from exc
     return _resolve_paths(config, base_dir)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, dict):
+        value = list(value.values())
+    return any(map(_holds_nul, value)) if isinstance(value, list) else "\0" in str(value)
 
 
 def _resolve_paths(config: Config, base_dir: Path | None) -> Config:

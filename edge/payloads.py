@@ -77,8 +77,12 @@ def _json(obj: dict[str, Any]) -> bytes:
 
 
 def iso_utc(unix_time: float) -> str:
-    """``2024-05-01T12:34:56.789Z``."""
-    stamp = datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="milliseconds")
+    """``2024-05-01T12:34:56.789Z``; a ValueError for a time that is no date (NaN, an
+    infinity, outside the years 1-9999), as for any value strict JSON cannot hold."""
+    try:
+        stamp = datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"time {unix_time!r} is not a date: {exc}") from exc
     return stamp.replace("+00:00", "Z")
 
 
@@ -105,15 +109,20 @@ def event_payload(event: RecognitionEvent, include_crop: bool) -> bytes:
 def mark_stale(payload: bytes, age_s: float) -> bytes:
     """An event that waited in the outbox longer than ``[mqtt] event_max_age_s``, marked
     ``"stale": true`` with its ``age_s`` (an automation that opens a door ignores it); a
-    payload that is not a JSON object is returned as it is."""
+    payload that is not a JSON object (nor JSON nested too deeply to read or write back)
+    is returned as it is; a ValueError when the marked object cannot be strict JSON (a
+    NaN, a lone surrogate, a non-finite age): the outbox drops such a row."""
     try:
         obj = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return payload
     if not isinstance(obj, dict):
         return payload
     obj["stale"], obj["age_s"] = True, round(age_s, 1)
-    return _json(obj)
+    try:
+        return _json(obj)
+    except RecursionError:  # read at the stack's limit, one frame too deep to write
+        return payload
 
 
 def status_payload(status: Status) -> bytes:

@@ -119,7 +119,7 @@ def test_bad_photos_are_refused_one_line_each(
         and not any(p["ok"] for p in report["photos"])
     )
     reasons = {Path(p["source"]).name: p["reason"] for p in report["photos"]}
-    assert "not an image" in reasons["text.jpg"]
+    assert "not a JPEG, PNG, WebP, BMP, GIF or TIFF photo" in reasons["text.jpg"]
     assert reasons["tiny.png"] == "no face found"
     assert "12000x9000 pixels, more than" in reasons["huge.jpg"]  # refused before decoding
     assert reasons["truncated.jpg"]  # OpenCV decodes what it can: no face, or not an image
@@ -141,7 +141,7 @@ def test_bad_photos_are_refused_one_line_each(
     assert found.exit_code == 1
     entries = {Path(e["image"]).name: e for e in json.loads(found.stdout)}
     assert entries["grey.jpg"]["faces"][0]["person"] == "Obama"
-    assert "not an image" in entries["text.jpg"]["error"]
+    assert "not a JPEG, PNG, WebP, BMP, GIF or TIFF photo" in entries["text.jpg"]["error"]
 
 
 def test_several_faces_need_largest(env: dict[str, str], knn: Path) -> None:
