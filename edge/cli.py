@@ -22,7 +22,15 @@ from typing import Any
 
 import click
 
-from edge import __version__, cli_bundle, cli_gallery, cli_repair, cli_run
+from edge import (
+    __version__,
+    cli_bundle,
+    cli_gallery,
+    cli_recognize,
+    cli_repair,
+    cli_run,
+    cli_sightings,
+)
 from edge.cli_state import EXIT_USAGE, State, config_error
 from edge.config import load_config
 from edge.errors import ConfigError
@@ -124,6 +132,8 @@ def check_config_cmd(state: State, as_json: bool) -> None:
 # The other verbs live in their own modules, which know nothing of this group.
 for _command in (
     *cli_gallery.COMMANDS,
+    *cli_recognize.COMMANDS,
+    *cli_sightings.COMMANDS,
     *cli_run.COMMANDS,
     *cli_repair.COMMANDS,
     *cli_bundle.COMMANDS,

@@ -1,4 +1,5 @@
-"""The gallery verbs of ``edge-face``: enroll, people, remove, rename, identify, verify.
+"""The gallery verbs of ``edge-face``: enroll, people, remove, rename (identify and verify
+are in edge/cli_recognize.py).
 
 Each is a thin shell over one library function (edge.enroll, edge.gallery,
 edge.recognize); progress goes to stderr and is quiet with ``--json``.
@@ -44,6 +45,15 @@ def _tick(bar: Any) -> Callable[[object], None] | None:
 )
 @click.option("--largest", is_flag=True, help="In a photo with several faces, enroll the largest.")
 @click.option(
+    "--sighting",
+    "sighting_ids",
+    type=int,
+    multiple=True,
+    help="Enroll from this sighting (edge-face sightings); repeat for several.",
+)
+@click.option("--cluster", "cluster_id", type=int, default=None,
+              help="Enroll every sighting of this group (edge-face sightings cluster).")  # fmt: skip
+@click.option(
     "--force",
     is_flag=True,
     help="Enroll faces even when they look like another enrolled person.",
@@ -57,6 +67,8 @@ def enroll(
     camera: bool,
     frames: int,
     largest: bool,
+    sighting_ids: tuple[int, ...],
+    cluster_id: int | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -72,12 +84,14 @@ def enroll(
     Example:
       edge-face enroll Alice photos/alice1.jpg photos/alice/
       edge-face enroll "Bob Smith" --camera --frames 5
+      edge-face enroll "Barack Obama" --cluster 17      # see edge-face sightings cluster
     """
     from edge.enroll import enroll_photos, expand
     from edge.gallery import person_name
 
-    if not paths and not camera:
-        raise click.UsageError("give photos (files or folders) or --camera")
+    sources = sum(map(bool, (paths, camera, sighting_ids, cluster_id is not None)))
+    if sources != 1:
+        raise click.UsageError("give photos (files or folders), --camera, --sighting or --cluster")
     given = name
     name = guarded(lambda: person_name(given))  # before any photo is read
     from edge.recognize import policy_for
@@ -87,7 +101,19 @@ def enroll(
     policy = (
         None if force else policy_for(bundle.manifest, config.recognition, cohort=bundle.cohort)
     )
-    if camera:
+    if sighting_ids or cluster_id is not None:
+        from edge.enroll_sightings import cluster_members, enroll_sightings
+
+        store, enc = state.sightings(), bundle.manifest.encoder
+        rows = guarded(
+            lambda: (
+                store.get(list(sighting_ids))
+                if sighting_ids
+                else cluster_members(store, cluster_id or 0, enc.metric, bundle.manifest.tau.verify)
+            )
+        )
+        report = guarded(lambda: enroll_sightings(gallery, name, rows, policy))
+    elif camera:
         from edge.enroll_camera import enroll_from_camera
 
         source = config.camera.source
@@ -123,12 +149,18 @@ def people(state: State, as_json: bool) -> None:
       edge-face people
       edge-face people --json
     """
-    found = guarded(lambda: state.gallery(create=False).people())
+    from edge import feedback
+
+    gallery = state.gallery(create=False)
+    found = guarded(gallery.people)
+    nots = guarded(lambda: feedback.counts(gallery.conn))
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(p) for p in found], indent=2))
+        out = [dataclasses.asdict(p) | {"not_faces": nots.get(p.name, 0)} for p in found]
+        click.echo(json.dumps(out, indent=2))
         return
     for p in found:
-        click.echo(f"{p.name}\t{p.embeddings} face(s)\tsince {p.created}")
+        extra = f"\t{nots[p.name]} face(s) marked not them" if p.name in nots else ""
+        click.echo(f"{p.name}\t{p.embeddings} face(s)\tsince {p.created}{extra}")
     click.echo(f"{len(found)} {'person' if len(found) == 1 else 'people'} enrolled", err=True)
 
 
@@ -186,90 +218,4 @@ def rename(state: State, old: str, new: str) -> None:
     click.echo(f"renamed {old} to {new}")
 
 
-@click.command()
-@click.argument("paths", nargs=-1, required=True, type=Paths)
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.pass_obj
-def identify(state: State, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Name every face in photos (files or folders): the box, the nearest person, the
-    distance, tau and the decision (known iff distance <= tau, else unknown). Exit 1 when
-    a file could not be read as a photo (each one is listed with why).
-
-    \b
-    Example:
-      edge-face identify door-snapshots/
-      edge-face identify photo.jpg --json
-    """
-    from edge.enroll import expand
-    from edge.images import ImageError, read_image
-    from edge.recognize import Recognizer, policy_for
-
-    bundle, engine, gallery = state.bundle(), state.engine(), state.gallery(create=False)
-    matrix = guarded(lambda: gallery.matrix(bundle.manifest.encoder_id))
-    policy = policy_for(bundle.manifest, state.config().recognition, cohort=bundle.cohort)
-    recognizer = Recognizer(engine, policy.for_gallery(matrix))
-    files = expand(paths)
-    results = []
-    with _bar(not as_json and len(files) > 3, len(files), "identifying") as bar:
-        for path in files:
-            try:
-                faces = recognizer.faces(read_image(path))
-                entry: dict[str, Any] = {"image": str(path), "faces": [f.as_dict() for f in faces]}
-            except ImageError as exc:
-                entry = {"image": str(path), "error": str(exc).removeprefix(f"{path}: ")}
-            results.append(entry)
-            if bar is not None:
-                bar.update(1)
-            elif not as_json:
-                _print_entry(entry)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-    elif len(files) > 3:
-        for entry in results:
-            _print_entry(entry)
-    failed = sum(1 for entry in results if "error" in entry)
-    if failed:
-        click.echo(f"{failed} of {len(results)} file(s) could not be read as photos", err=True)
-        sys.exit(EXIT_FAILURE)
-
-
-def _print_entry(entry: dict[str, Any]) -> None:
-    if "error" in entry:
-        click.echo(f"{entry['image']}: error: {entry['error']}")
-        return
-    if not entry["faces"]:
-        click.echo(f"{entry['image']}: no face")
-    for f in entry["faces"]:
-        who = f["person"] if f["known"] else "unknown"
-        click.echo(
-            f"{entry['image']}: {who} (distance {f['distance']}, tau {f['tau']}) at {f['box']}"
-        )
-
-
-@click.command()
-@click.argument("image1", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.argument("image2", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_obj
-def verify(state: State, image1: Path, image2: Path, as_json: bool) -> None:
-    """Are the largest faces of two photos the same person? (one-to-one, tau.verify)
-
-    \b
-    Example:
-      edge-face verify id-card.jpg selfie.jpg
-    """
-    from edge.images import read_image
-    from edge.recognize import compare, policy_for
-
-    bundle, engine = state.bundle(), state.engine()
-    policy = policy_for(bundle.manifest, state.config().recognition, cohort=bundle.cohort)
-    names = (str(image1), str(image2))
-    result = guarded(lambda: compare(engine, read_image(image1), read_image(image2), policy, names))
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        verdict = "same person" if result["same"] else "different people"
-        click.echo(f"{verdict} (distance {result['distance']}, tau {result['tau']})")
-
-
-COMMANDS = (enroll, people, remove, rename, identify, verify)
+COMMANDS = (enroll, people, remove, rename)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from edge.bundle import Bundle
     from edge.engine import FaceEngine
     from edge.gallery import Gallery
+    from edge.sightings import SightingStore
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -71,6 +72,10 @@ class State:
 
         return guarded(lambda: load_engine(self.bundle()))
 
+    def sightings(self) -> SightingStore:
+        """The sightings store ([sightings] path); empty and in memory when there is none."""
+        return _sightings_store(self, create=False)
+
     def gallery(self, create: bool = True) -> Gallery:
         """The configured gallery. ``create=False`` (every verb but enroll): a gallery
         that does not exist yet is an empty one in memory, and no file or folder is made."""
@@ -81,8 +86,29 @@ class State:
         path = self.config().gallery.path
         if not create and not path.exists():
             click.echo(f"note: no gallery at {path} yet (`edge-face enroll` creates it)", err=True)
-            return Gallery(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+            return Gallery(
+                sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            )
         return guarded(lambda: Gallery(path))
+
+
+def _sightings_store(state: State, create: bool) -> SightingStore:
+    import sqlite3
+
+    from edge.sightings import SightingStore
+
+    config = state.config()
+    path = config.sightings.file(config.gallery.path)
+    if not create and not path.exists():
+        if not config.sightings.enabled:
+            click.echo(
+                "note: [sightings] enabled is false: the daemon keeps no sightings", err=True
+            )
+        return SightingStore(
+            sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        )
+    s = config.sightings
+    return guarded(lambda: SightingStore(path, s.retention_days, s.max_mb))
 
 
 def guarded(make: Any) -> Any:

@@ -33,6 +33,7 @@ from edge.ports import Engine, EventSink, GalleryReader
 from edge.recognize import policy_for
 from edge.runner import Runner
 from edge.schedule import ScheduleSettings
+from edge.sightings import Recorder, SightingStore
 from edge.sighup import take as take_early_sighup
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
@@ -89,6 +90,18 @@ def daemon_pipeline(config: Config, bundle: Bundle, engine: Engine, gallery: Gal
     return Pipeline(engine, gallery, policy, bundle.manifest.encoder_id, tracker, sink, **options)
 
 
+def open_sightings(config: Config, encoder_id: str) -> Recorder | None:
+    """The sightings store when ``[sightings] enabled`` (its expired rows purged first)."""
+    c = config.sightings
+    if not c.enabled:
+        return None
+    store = SightingStore(c.file(config.gallery.path), c.retention_days, c.max_mb)
+    store.expire()
+    rows, size = store.size()
+    logger.info("sightings: %d kept (%.1f MB) in %s", rows, size / 1e6, c.file(config.gallery.path))
+    return Recorder(store, encoder_id)
+
+
 def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bool = False,
                stop: threading.Event | None = None) -> int:  # fmt: skip
     env = os.environ if env is None else env
@@ -131,7 +144,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
                                     on_connected=connected, on_ha_birth=announce, env=env)  # fmt: skip
         mqtt.start()
         sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
-    pipeline = daemon_pipeline(config, bundle, engine, gallery, sink)
+    sightings = open_sightings(config, bundle.manifest.encoder_id)
+    pipeline = daemon_pipeline(config, bundle, engine, gallery, sink, sightings=sightings)
     pipelines.append(pipeline)
     if reload_asked.is_set():
         logger.info("SIGHUP while starting: the gallery is re-read before the first frame")
@@ -168,6 +182,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         mqtt.close(timeout=DRAIN_S if not stop.is_set() else 3.0)
         mqtt.outbox.close()
     gallery.close()
+    if sightings is not None:
+        sightings.store.close()
     logger.info("stopped after %d frames", pipeline.stats.frames)
     return 0
 
