@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 APT_PACKAGES := mosquitto
 
-.PHONY: demo demo-build demo-device test lint bundle bundle-sface bench mutate check-arm64 system-deps venv clean help
+.PHONY: demo demo-build demo-device test lint bundle bundle-sface bench mutate check-arm64 system-deps venv faults soak clean help
 
 help:
 	@echo "make demo    set up and run the demo"
@@ -21,6 +21,8 @@ help:
 	@echo "make bundle  build (or reuse) the model bundles: build/bundle-sface (the default), build/bundle (dlib)"
 	@echo "make bench   benchmarks (see bench/README.md)"
 	@echo "make mutate  mutation testing of the decision-making modules: score and survivors"
+	@echo "make faults  the fault suite against the real daemon, broker and gallery: docs/RELIABILITY.md"
+	@echo "make soak    the daemon for an hour with broker restarts (bench/soak.py), then docs/RELIABILITY.md"
 
 system-deps:
 	@missing=""; \
@@ -116,5 +118,20 @@ mutate: venv
 	EDGE_FACE_DATA=$(EDGE_FACE_DATA) $(VENV)/bin/mutmut run --max-children $$(nproc) > mutants.log 2>&1 || { tail -n 30 mutants.log; exit 1; }
 	$(PY) scripts/mutation_report.py
 
+# The fault suite (issue 29, bench/faults.py): broker restarts, a network partition, power
+# cuts during enroll and outbox writes, clock jumps, a full disk, a stalled or garbage
+# camera, tampered bundles, a damaged gallery, each injected into the real daemon, mosquitto
+# and gallery; writes bench/results/faults.json and renders docs/RELIABILITY.md (with the
+# fuzz and soak results when they exist). About 7 minutes on 2 cores; exit 1 when a fault
+# did not behave as expected. The disk-full fault needs root (a tmpfs of its own).
+faults: bundle-sface
+	$(PY) bench/faults.py
+
+# The soak (issue 29, bench/soak.py): the daemon for an hour on the looped clip, the broker
+# restarted every 3 minutes; writes bench/results/soak.json, then docs/RELIABILITY.md again.
+soak: bundle-sface
+	$(PY) bench/soak.py --minutes 60 --restart-every 180
+	$(PY) bench/reliability_doc.py
+
 clean:
-	rm -rf $(VENV) build mutants mutants.log *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEVICE_VENV) build dist mutants mutants.log *.egg-info .pytest_cache .ruff_cache

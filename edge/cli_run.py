@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import click
 
+from edge import sighup
 from edge.cli_state import State, guarded
 
 
@@ -31,7 +33,17 @@ def run(state: State, dry_run: bool) -> None:
     from edge.service import run_daemon
 
     config = state.config()
-    sys.exit(guarded(lambda: run_daemon(config, os.environ, dry_run=dry_run)))
+    code = guarded(lambda: run_daemon(config, os.environ, dry_run=dry_run))
+    if sighup.is_program(sys.argv[0] if sys.argv else ""):
+        # Everything is closed (outbox, gallery, broker). A live camera's read may still
+        # hang in OpenCV on its own thread; letting the interpreter finalize under it
+        # aborts the process (SIGABRT, "exception not rethrown"), which systemd records as
+        # a failed stop: leave without finalizing instead.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 COMMANDS = (run,)

@@ -22,6 +22,8 @@ from edge.gallery import Gallery, GalleryError
 
 #: ids probed one by one past the largest one found, when that one cannot be read
 PROBE_PAST = 1000
+#: the highest id probed one by one: MAX(id) read off a damaged page can be any number
+MAX_PROBE = 1_000_000
 IMPOSTORS = (
     "SELECT id, person_id, encoder_id, dim, vector, source, created FROM impostors WHERE id = ?"
 )
@@ -77,7 +79,7 @@ def _rows(conn: sqlite3.Connection, table: str, query: str) -> tuple[list[tuple[
     except sqlite3.DatabaseError:
         pass
     rows, failed, last_found = [], 0, 0
-    ident, top = 1, _max_id(conn, table)
+    ident, top = 1, min(_max_id(conn, table), MAX_PROBE)  # a damaged page may say 10**16
     while ident <= max(top, last_found + PROBE_PAST):
         try:
             row = conn.execute(query, (ident,)).fetchone()
@@ -91,6 +93,15 @@ def _rows(conn: sqlite3.Connection, table: str, query: str) -> tuple[list[tuple[
     return rows, failed
 
 
+def _impostors(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """The impostor faces that can be read (none when the schema page is damaged)."""
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'impostors'").fetchone()
+    except sqlite3.DatabaseError:
+        return []
+    return _rows(conn, "impostors", IMPOSTORS)[0] if found else []
+
+
 def repair(path: Path) -> RepairReport:
     """Copy what can be read of ``path`` into a new gallery that takes its place; the
     damaged file is renamed ``<name>.damaged-<time>``. Stop the daemon first."""
@@ -100,10 +111,7 @@ def repair(path: Path) -> RepairReport:
     with _read_only(path) as src:
         people, report.unreadable_people = _rows(src, "people", PEOPLE)
         embeddings, report.lost_embeddings = _rows(src, "embeddings", EMBEDDINGS)
-        has_impostors = src.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'impostors'"
-        ).fetchone()
-        impostors = _rows(src, "impostors", IMPOSTORS)[0] if has_impostors else []
+        impostors = _impostors(src)
     known = {row[0] for row in people}
     with Gallery(out) as new, new.db.write() as conn:
         conn.executemany(

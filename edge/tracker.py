@@ -236,7 +236,7 @@ class Tracker:
         if person is not None and person not in track.won and votes[person] >= s.k:
             track.won.add(person)
             last = self._last_recognized.get(person)
-            if last is not None and now - last < s.cooldown_s:
+            if last is not None and 0 <= now - last < s.cooldown_s:  # a clock set back: not
                 logger.info("%s on %s (track %d): within cooldown", person, self.camera, track.id)
             else:
                 self._last_recognized[person] = now
@@ -252,7 +252,7 @@ class Tracker:
         ):
             track.unknown_done = True
             last_unknown = self._last_unknown
-            if last_unknown is not None and now - last_unknown < s.unknown_cooldown_s:
+            if last_unknown is not None and 0 <= now - last_unknown < s.unknown_cooldown_s:
                 logger.info("unknown on %s (track %d): within cooldown", self.camera, track.id)
             else:
                 self._last_unknown = now

@@ -399,3 +399,23 @@ def test_an_unknown_track_named_again_is_voting_again() -> None:
     assert clip.tracker.follow([LEFT])[0].state == "unknown"
     clip.tracker.vote(1, known("alice"), clip.now)
     assert clip.tracker.follow([LEFT])[0].state == "undecided"
+
+
+def test_a_clock_set_back_does_not_hold_events_in_the_cooldown() -> None:
+    """Frame times are wall-clock times on a live camera: after the clock is set back an
+    hour, `now - last` is negative, which is not "within the cooldown" (make faults found
+    every event suppressed until the clock caught up)."""
+    settings = TrackerSettings(cooldown_s=60.0, unknown_cooldown_s=10.0, max_missed=3)
+    clip = Clip(settings)
+    for _ in range(3):
+        clip.frame((LEFT, known("alice")))
+    for _ in range(8):
+        clip.frame((RIGHT, stranger(0.9)))
+    assert [e.type for e in clip.events] == ["recognized", "unknown"]
+    clip.empty(3)
+    clip.now -= 3600.0  # the clock set back an hour
+    for _ in range(3):
+        clip.frame((LEFT, known("alice")))
+    for _ in range(8):
+        clip.frame((RIGHT, stranger(0.9)))
+    assert [e.type for e in clip.events] == ["recognized", "unknown"] * 2
