@@ -137,12 +137,12 @@ def test_a_sighup_while_starting_does_not_kill_the_daemon(bundle_dir: Path, tmp_
         assert proc.poll() is None, (
             f"killed by signal {-(proc.returncode or 0)}: {log.read_text()[-2000:]}"
         )
-        assert wait_until(lambda: log.read_text().count("gallery: 0 people") >= 2, 10), (
+        assert wait_until(lambda: log.read_text().count("gallery: 0 person(s)") >= 2, 10), (
             log.read_text()
         )
         assert "SIGHUP while starting" in log.read_text()
         proc.send_signal(signal.SIGHUP)  # and once running, as always
-        assert wait_until(lambda: log.read_text().count("gallery: 0 people") >= 3, 10)
+        assert wait_until(lambda: log.read_text().count("gallery: 0 person(s)") >= 3, 10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
