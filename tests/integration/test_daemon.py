@@ -185,15 +185,15 @@ def test_enrolling_while_running_reloads_the_gallery(bundle_dir: Path, gallery_f
     proc = start(
         daemon_env(bundle_dir, gallery, broker, clip, tmp_path, EDGE_FACE_CAMERA_MAX_FPS="5"), log
     )
-    assert wait_until(lambda: "gallery: 53 people" in log.read_text(), 60)
+    assert wait_until(lambda: "gallery: 53 person(s)" in log.read_text(), 60)
     engine = load_engine(load_bundle(bundle_dir))
     with Gallery(gallery) as g:  # what `edge-face enroll` does, from another process
         assert enroll_photos(
             g, engine, "Colin Powell", [face_data / "lfw/Colin_Powell/Colin_Powell_0001.jpg"]
         ).stored
-    assert wait_until(lambda: "gallery: 54 people" in log.read_text(), 10)
+    assert wait_until(lambda: "gallery: 54 person(s)" in log.read_text(), 10)
     proc.send_signal(signal.SIGHUP)  # also re-reads on SIGHUP
-    assert wait_until(lambda: log.read_text().count("gallery: 54 people") >= 2, 10)
+    assert wait_until(lambda: log.read_text().count("gallery: 54 person(s)") >= 2, 10)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
 

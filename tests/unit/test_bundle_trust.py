@@ -56,7 +56,7 @@ def test_the_issues_edit_is_refused(bundle: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        ({"tau.verify": 0.9}, "tau.verify 0.9 is at or beyond the median distance between two"),
+        ({"tau.verify": 0.95}, "tau.verify 0.95 is at or beyond 99% of the distances between two"),
         ({"tau.identify": 3.0}, "outside its open-set table"),
         ({"identify.tau": [[2.0] * 7] * 6}, "reaches the median score of a cohort stranger"),
     ],
