@@ -74,7 +74,7 @@ class State:
 
     def sightings(self) -> SightingStore:
         """The sightings store ([sightings] path); empty and in memory when there is none."""
-        return _sightings_store(self, create=False)
+        return _sightings_store(self)
 
     def gallery(self, create: bool = True) -> Gallery:
         """The configured gallery. ``create=False`` (every verb but enroll): a gallery
@@ -92,14 +92,14 @@ class State:
         return guarded(lambda: Gallery(path))
 
 
-def _sightings_store(state: State, create: bool) -> SightingStore:
+def _sightings_store(state: State) -> SightingStore:
     import sqlite3
 
     from edge.sightings import SightingStore
 
     config = state.config()
     path = config.sightings.file(config.gallery.path)
-    if not create and not path.exists():
+    if not path.exists():  # a verb never creates it: only the daemon does
         if not config.sightings.enabled:
             click.echo(
                 "note: [sightings] enabled is false: the daemon keeps no sightings", err=True

@@ -23,14 +23,14 @@ from edge.sightings import SightingsError, SightingStore, Stored
 def clusters_of(rows: Sequence[Stored], metric: str, tau: float) -> dict[int, list[Stored]]:
     """Unknown sightings grouped (``edge.clusters``, average linkage at ``tau``), each
     group keyed by its smallest sighting id (stable while its members are kept)."""
-    with_vectors = [r for r in rows if r.vector is not None]
+    with_vectors = [(r, r.vector) for r in rows if r.vector is not None]
     if not with_vectors:
         return {}
-    vectors = np.stack([r.vector for r in with_vectors if r.vector is not None])
+    vectors = np.stack([v for _, v in with_vectors])
     groups = cluster(vectors, metric, tau, "average")
     found = {}
     for group in groups:
-        members = sorted((with_vectors[i] for i in group), key=lambda r: r.id)
+        members = sorted((with_vectors[i][0] for i in group), key=lambda r: r.id)
         found[members[0].id] = members
     return found
 

@@ -46,24 +46,27 @@ MAX_FACES = 400
 STRANGER_QUANTILE = 0.99
 
 
-def stranger_distance(cohort: Cohort, metric: str, quantile: float = STRANGER_QUANTILE) -> float:
-    """The ``quantile`` of the distances between two different cohort faces."""
-    v = cohort.vectors[:MAX_FACES]
-    d = distance(v, v, metric)
-    return float(np.quantile(d[~np.eye(d.shape[0], dtype=bool)], quantile))
-
-
-def stranger_score(cohort: Cohort, metric: str) -> float:
-    """The median cohort score of one cohort face against another: its distance divided
-    by the mean of the probe's k nearest other cohort faces (as edge.decision scores)."""
+def stranger_pairs(cohort: Cohort, metric: str) -> np.ndarray:
+    """Distances between the first ``MAX_FACES`` cohort faces (inf on the diagonal),
+    computed once for both checks below."""
     v = cohort.vectors[:MAX_FACES]
     d = distance(v, v, metric).astype(np.float64)
     np.fill_diagonal(d, np.inf)
-    k = min(cohort.k, d.shape[0] - 1)
+    return d
+
+
+def stranger_distance(d: np.ndarray, quantile: float = STRANGER_QUANTILE) -> float:
+    """The ``quantile`` of the distances between two different cohort faces."""
+    return float(np.quantile(d[np.isfinite(d)], quantile))
+
+
+def stranger_score(d: np.ndarray, k: int) -> float:
+    """The median cohort score of one cohort face against another: its distance divided
+    by the mean of the probe's k nearest other cohort faces (as edge.decision scores)."""
+    k = min(k, d.shape[0] - 1)
     scale = np.sort(d, axis=1)[:, :k].mean(axis=1)
     scores = d / np.maximum(scale, 1e-12)[:, None]
-    np.fill_diagonal(scores, np.nan)
-    return float(np.nanmedian(scores))
+    return float(np.median(scores[np.isfinite(scores)]))
 
 
 def unit_bound(manifest: Manifest) -> float | None:
@@ -78,8 +81,11 @@ def problems(manifest: Manifest, cohort: Cohort | None) -> list[str]:
     found: list[str] = []
     metric = manifest.encoder.metric
     table = manifest.identify
-    if cohort is not None and cohort.vectors.shape[0] >= 2:
-        limit: float | None = stranger_distance(cohort, metric)
+    pairs = (
+        stranger_pairs(cohort, metric) if cohort is not None and len(cohort.vectors) >= 2 else None
+    )
+    if cohort is not None and pairs is not None:
+        limit: float | None = stranger_distance(pairs)
         where = (
             f"99% of the distances between two of its {cohort.vectors.shape[0]} cohort strangers"
         )
@@ -103,8 +109,8 @@ def problems(manifest: Manifest, cohort: Cohort | None) -> list[str]:
         return found
     values = np.asarray(table.tau, dtype=np.float64)  # [size][rate]
     low, high = float(values.min()), float(values.max())
-    if cohort is not None and cohort.vectors.shape[0] >= 2:
-        top = stranger_score(cohort, metric)
+    if cohort is not None and pairs is not None:
+        top = stranger_score(pairs, cohort.k)
         if high >= top:
             found.append(
                 f"the open-set table's loosest tau {high:.4g} reaches the median score of a "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -40,8 +39,6 @@ def main(quiet: bool) -> None:
     )
     for noisy in ("tensorflow", "absl", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    # TensorFlow's C++ start-up lines (oneDNN, CPU features, absl) before it is imported
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @main.command()
