@@ -74,6 +74,15 @@ def repair(state: State, as_json: bool) -> None:
         f"embedding(s); lost {report.unreadable_people} unreadable people row(s) and "
         f"{report.lost_embeddings} embedding(s)"
     )
+    gaps = report.missing_ids
+    if any(gaps.values()):
+        click.echo(
+            f"the file did not count its own rows (a gallery from before schema version 3, or"
+            f" its count was on the damaged page): {gaps['people']} people id(s) and"
+            f" {gaps['embeddings']} embedding id(s) are missing below the largest one read:"
+            " people removed earlier, or rows lost without an error. Compare with"
+            " `edge-face people` from before the damage, if you have it"
+        )
     click.echo(f"the damaged file is now {report.damaged_copy}: delete it when you are done")
 
 

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from edge import feedback
 from edge.db import DAMAGED_HINT, Database, Migration
 from edge.errors import EdgeError
+from edge.gallery_tally import create as tally
 from edge.types import GalleryMatrix
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 
 
 #: schema version -> migration bringing the schema from version-1 to it
-MIGRATIONS: dict[int, Migration] = {1: _create_tables, 2: feedback.create_table}
+MIGRATIONS: dict[int, Migration] = {1: _create_tables, 2: feedback.create_table, 3: tally}
 
 
 def _now() -> str:

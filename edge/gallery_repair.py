@@ -5,7 +5,9 @@ and copy every row that can still be read into a new file.
 damaged file read-only, row by row by id (a damaged page loses its own rows, not the
 others), writes the rows it could read with their ids into a new gallery (mode 0600,
 through :class:`edge.gallery.Gallery`), and says what was lost: unreadable people rows,
-and embeddings whose row, or whose person, could not be read. The damaged file is kept
+and embeddings whose row, or whose person, could not be read; where the gallery's own
+row counts (:mod:`edge.gallery_tally`) say more rows were there than could be read, the
+difference (a garbled page can lose rows without an error). The damaged file is kept
 beside the new one (``.damaged-<time>``) until the user deletes it: it still holds the
 old data, biometric data included.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge import gallery_tally
 from edge.gallery import Gallery, GalleryError
 
 #: ids probed one by one past the largest one found, when that one cannot be read
@@ -42,6 +45,12 @@ class RepairReport:
     unreadable_people: int = 0  # rows of people that could not be read
     kept_embeddings: int = 0
     lost_embeddings: int = 0  # unreadable rows, or rows of an unreadable person
+    #: the rows the gallery counted itself (None: a gallery older than schema version 3,
+    #: or a damaged count): losses are then only the reads that failed
+    counted: dict[str, int] | None = None
+    #: ids missing below the largest one read, when nothing counted the rows: people
+    #: removed earlier, or rows lost without an error
+    missing_ids: dict[str, int] = field(default_factory=dict)
     damaged_copy: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +111,25 @@ def _impostors(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return _rows(conn, "impostors", IMPOSTORS)[0] if found else []
 
 
+def _gaps(rows: list[tuple[Any, ...]]) -> int:
+    ids = [int(row[0]) for row in rows]
+    return max(ids, default=0) - len(set(ids))
+
+
+def _account(
+    report: RepairReport, people: list[tuple[Any, ...]], embeddings: list[tuple[Any, ...]]
+) -> None:
+    """Losses from the gallery's own counts, when it kept them; the gaps in the ids, when not."""
+    counted = report.counted
+    if counted is None:
+        report.missing_ids = {"people": _gaps(people), "embeddings": _gaps(embeddings)}
+        return
+    report.unreadable_people = max(report.unreadable_people, counted["people"] - len(people))
+    report.lost_embeddings = max(
+        report.lost_embeddings, counted["embeddings"] - report.kept_embeddings
+    )
+
+
 def repair(path: Path) -> RepairReport:
     """Copy what can be read of ``path`` into a new gallery that takes its place; the
     damaged file is renamed ``<name>.damaged-<time>``. Stop the daemon first."""
@@ -112,6 +140,7 @@ def repair(path: Path) -> RepairReport:
         people, report.unreadable_people = _rows(src, "people", PEOPLE)
         embeddings, report.lost_embeddings = _rows(src, "embeddings", EMBEDDINGS)
         impostors = _impostors(src)
+        report.counted = gallery_tally.read(src)
     known = {row[0] for row in people}
     with Gallery(out) as new, new.db.write() as conn:
         conn.executemany(
@@ -131,6 +160,7 @@ def repair(path: Path) -> RepairReport:
     report.kept_people = sorted(row[1] for row in people)
     report.kept_embeddings = len(kept)
     report.lost_embeddings += len(embeddings) - len(kept)
+    _account(report, people, embeddings)
     damaged = path.with_name(f"{path.name}.damaged-{stamp}")
     for suffix in ("-wal", "-shm"):  # the damaged file's log goes with it
         log = path.with_name(path.name + suffix)

@@ -3,6 +3,7 @@ what can be read, says what was lost, and the verbs work again."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,39 @@ from edge.gallery import Gallery, GalleryError, Sample
 from edge.gallery_repair import check, repair
 
 
+def leaf_of(path: Path, table: str, nth: int = 1) -> int:
+    """The page number of a leaf page of ``table`` (SQLite's dbstat table)."""
+    with sqlite3.connect(path) as conn:
+        leaves = conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+            (table,),
+        ).fetchall()
+    return int(leaves[nth][0])
+
+
 def damaged_gallery(path: Path, people: int = 300) -> None:
     rng = np.random.default_rng(3)
     with Gallery(path) as g:
         for i in range(people):
             g.add(f"P{i}", [Sample(rng.random(128).astype(np.float32), "enc", "x.jpg", 1.0)])
-    with path.open("r+b") as fh:  # a page of garbage in the middle (a failing SD card)
-        fh.seek(4096 * 22)  # page 23: a leaf of the people table (schema version 2)
+    with path.open("r+b") as fh:  # a page of garbage (a failing SD card): P104 to P203
+        fh.seek(4096 * (leaf_of(path, "people") - 1))
         fh.write(b"\xde\xad" * 2048)
+
+
+def rows_vanish(path: Path) -> None:
+    """50 people gone without an error and without the count knowing (what a garbled
+    interior page can do: its pointers lead elsewhere and ids read as absent)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER tally_people_delete")
+        conn.execute("DELETE FROM people WHERE id BETWEEN 101 AND 150")  # no cascade
 
 
 def test_a_damaged_gallery_is_named_checked_and_repaired(tmp_path: Path) -> None:
     path = tmp_path / "gallery.db"
     damaged_gallery(path)
     with Gallery(path) as g:
-        for verb in (g.people, lambda: g.remove("P5")):
+        for verb in (g.people, lambda: g.remove("P150")):
             with pytest.raises(GalleryError, match=r"is damaged .* gallery repair"):
                 verb()
     assert check(path)  # SQLite's problems
@@ -40,6 +59,49 @@ def test_a_damaged_gallery_is_named_checked_and_repaired(tmp_path: Path) -> None
         kept = names[0]
         assert g.remove(kept) == 1  # the verbs work again
         assert len(g.matrix("enc").names) == len(names) - 1
+
+
+def test_rows_lost_without_an_error_are_counted_as_lost(tmp_path: Path) -> None:
+    path = tmp_path / "gallery.db"
+    with Gallery(path) as g:
+        for i in range(300):
+            g.add(f"P{i}", [Sample(np.ones(4, np.float32), "enc", "x.jpg", 1.0)])
+    rows_vanish(path)
+    report = repair(path)
+    assert len(report.kept_people) == 250
+    assert report.unreadable_people == 50  # from the gallery's own count
+    assert report.kept_embeddings == 250 and report.lost_embeddings == 50
+    assert report.counted == {"people": 300, "embeddings": 300, "impostors": 0}
+
+
+def test_without_a_count_the_missing_ids_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "gallery.db"
+    with Gallery(path) as g:
+        for i in range(300):
+            g.add(f"P{i}", [Sample(np.ones(4, np.float32), "enc", "x.jpg", 1.0)])
+    rows_vanish(path)
+    with sqlite3.connect(path) as conn:  # as a gallery from before schema version 3
+        conn.execute("DROP TABLE tally")
+    report = repair(path)
+    assert report.counted is None and report.unreadable_people == 0
+    assert report.missing_ids == {"people": 50, "embeddings": 0}
+
+
+def test_the_count_follows_every_change(tmp_path: Path) -> None:
+    from edge import gallery_tally
+
+    path = tmp_path / "gallery.db"
+    vector = np.ones(4, np.float32)
+    with Gallery(path) as g:
+        for name in ("Alice", "Bob"):
+            g.add(name, [Sample(vector, "enc", "a.jpg", 1.0)] * 2)
+        g.add_impostor("Bob", vector, "enc", "sighting 1")
+        g.remove("Bob")  # its embeddings and impostor faces cascade
+        g.rename("Alice", "Carol")
+    with sqlite3.connect(path) as conn:
+        assert gallery_tally.read(conn) == {"people": 1, "embeddings": 2, "impostors": 0}
+        conn.execute("UPDATE tally SET count = 'x' WHERE name = 'people'")
+        assert gallery_tally.read(conn) is None
 
 
 def test_a_sound_gallery_checks_ok_and_repairs_to_itself(tmp_path: Path) -> None:
@@ -90,3 +152,22 @@ def test_the_gallery_verbs_check_and_repair(tmp_path: Path) -> None:
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.stdout)["kept_people"]
     assert runner.invoke(main, ["gallery", "check"], env=env).exit_code == 0
+
+
+def test_repair_tells_of_missing_ids_when_nothing_counted_the_rows(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    path = tmp_path / "gallery.db"
+    with Gallery(path) as g:
+        for i in range(200):
+            g.add(f"P{i}", [Sample(np.ones(4, np.float32), "enc", "x.jpg", 1.0)])
+    rows_vanish(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE tally")
+    env = {"EDGE_FACE_CONFIG": "", "EDGE_FACE_GALLERY_PATH": str(path)}
+    said = CliRunner().invoke(main, ["gallery", "repair"], env=env)
+    assert said.exit_code == 0, said.output
+    assert "kept 150 people" in said.stdout
+    assert "50 people id(s) and 0 embedding id(s) are missing" in said.stdout
