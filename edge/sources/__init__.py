@@ -45,7 +45,7 @@ def open_source(
     if source == "picamera":
         from edge.sources.picamera import PiCameraSource
 
-        return PiCameraSource(camera)
+        return PiCameraSource(camera, retry_at_start=retry_at_start)
     if isinstance(source, str) and Path(source).is_dir():
         from edge.sources.files import FolderSource
 

@@ -321,3 +321,106 @@ def test_closing_a_local_camera_never_waits_for_a_hung_read(hanging_camera: obje
     assert read_within(source, 3) is None
     assert time.monotonic() - began < 1.5
     HangingCapture.good = 2
+
+
+class FlakyPicamera2:
+    """A fake picamera2 camera: ``absent`` instances fail to start, and the first capture
+    of a ``hang`` instance blocks until ``release`` is set (a libcamera read that hangs)."""
+
+    made: ClassVar[list[FlakyPicamera2]] = []
+    absent = 0  # how many more instances fail to start
+    hang = False  # the next instance's first capture hangs
+    release = threading.Event()
+
+    def __init__(self) -> None:
+        if FlakyPicamera2.absent:
+            FlakyPicamera2.absent -= 1
+            raise RuntimeError("Camera __init__ sequence did not complete")
+        self.hangs, FlakyPicamera2.hang = FlakyPicamera2.hang, False
+        self.stopped = False
+        FlakyPicamera2.made.append(self)
+
+    def create_video_configuration(self, main: dict[str, object]) -> dict[str, object]:
+        return {"main": main}
+
+    def configure(self, config: dict[str, object]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def capture_array(self, stream: str) -> np.ndarray:
+        if self.hangs:
+            FlakyPicamera2.release.wait()
+        return np.full((2, 2, 3), len(FlakyPicamera2.made), np.uint8)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None: ...
+
+
+@pytest.fixture
+def flaky_picamera(monkeypatch: pytest.MonkeyPatch) -> type[FlakyPicamera2]:
+    import sys
+    import types
+
+    FlakyPicamera2.made, FlakyPicamera2.absent, FlakyPicamera2.hang = [], 0, False
+    FlakyPicamera2.release = threading.Event()
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FlakyPicamera2))
+    yield FlakyPicamera2
+    FlakyPicamera2.release.set()
+
+
+def test_a_pi_camera_that_hangs_is_given_up_and_started_again(
+    flaky_picamera: type[FlakyPicamera2], caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.sources.picamera import PiCameraSource
+
+    flaky_picamera.hang = True
+    source = PiCameraSource("door", frame_timeout_s=0.2, max_backoff_s=1.0)
+    seen: list[bool] = []
+    watch = threading.Thread(target=lambda: (time.sleep(0.5), seen.append(source.ok)))
+    watch.start()
+    frame = source.read()  # the first camera hangs: a second one gives the frame
+    watch.join()
+    assert seen == [False]  # camera_ok was false meanwhile
+    assert frame is not None and source.ok and len(flaky_picamera.made) == 2
+    assert "gave no frame for 0.2 s: starting it again" in caplog.text
+    assert "camera is back" in caplog.text
+    assert not flaky_picamera.made[0].stopped  # its capture still hangs: left alone
+    flaky_picamera.release.set()  # the hung capture returns: its camera is stopped
+    deadline = time.monotonic() + 2
+    while not flaky_picamera.made[0].stopped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert flaky_picamera.made[0].stopped
+    source.close()
+
+
+def test_a_pi_camera_absent_at_start_is_retried_when_asked(
+    flaky_picamera: type[FlakyPicamera2],
+) -> None:
+    flaky_picamera.absent = 1
+    with pytest.raises(opencv_source.SourceError, match="cannot start the Raspberry Pi camera"):
+        open_source("picamera", "door")
+    flaky_picamera.absent = 1
+    source = open_source("picamera", "door", retry_at_start=True)
+    assert not source.ok
+    assert source.read() is not None and source.ok  # after a 1 s backoff
+    source.close()
+
+
+def test_closing_never_waits_for_a_pi_camera_capture(
+    flaky_picamera: type[FlakyPicamera2],
+) -> None:
+    from edge.sources.picamera import PiCameraSource
+
+    flaky_picamera.hang = True
+    source = PiCameraSource("door", frame_timeout_s=30.0)
+    answers: list[object] = []
+    reader = threading.Thread(target=lambda: answers.append(source.read()))
+    reader.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    source.close()
+    reader.join(timeout=2.0)
+    assert not reader.is_alive() and answers == [None]
+    assert time.monotonic() - began < 1.0
