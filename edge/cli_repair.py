@@ -74,6 +74,11 @@ def repair(state: State, as_json: bool) -> None:
         f"embedding(s); lost {report.unreadable_people} unreadable people row(s) and "
         f"{report.lost_embeddings} embedding(s)"
     )
+    if report.unreadable_tables and report.counted is None:
+        click.echo(
+            f"no row of {' and '.join(report.unreadable_tables)} could be read: everything"
+            " in it is lost (the counts above are the ids tried)"
+        )
     gaps = report.missing_ids
     if any(gaps.values()):
         click.echo(

@@ -48,6 +48,8 @@ class RepairReport:
     #: the rows the gallery counted itself (None: a gallery older than schema version 3,
     #: or a damaged count): losses are then only the reads that failed
     counted: dict[str, int] | None = None
+    #: tables of which no row could be read (their losses are then the ids probed)
+    unreadable_tables: list[str] = field(default_factory=list)
     #: ids missing below the largest one read, when nothing counted the rows: people
     #: removed earlier, or rows lost without an error
     missing_ids: dict[str, int] = field(default_factory=dict)
@@ -121,13 +123,20 @@ def _account(
 ) -> None:
     """Losses from the gallery's own counts, when it kept them; the gaps in the ids, when not."""
     counted = report.counted
+    report.unreadable_tables = [
+        name
+        for name, rows, failed in (
+            ("people", people, report.unreadable_people),
+            ("embeddings", embeddings, report.lost_embeddings),
+        )
+        if not rows and failed
+    ]
     if counted is None:
         report.missing_ids = {"people": _gaps(people), "embeddings": _gaps(embeddings)}
         return
-    report.unreadable_people = max(report.unreadable_people, counted["people"] - len(people))
-    report.lost_embeddings = max(
-        report.lost_embeddings, counted["embeddings"] - report.kept_embeddings
-    )
+    # the count is exact where failed reads are not (ids probed past the last row fail too)
+    report.unreadable_people = max(0, counted["people"] - len(people))
+    report.lost_embeddings = max(0, counted["embeddings"] - report.kept_embeddings)
 
 
 def repair(path: Path) -> RepairReport:

@@ -171,3 +171,17 @@ def test_repair_tells_of_missing_ids_when_nothing_counted_the_rows(tmp_path: Pat
     assert said.exit_code == 0, said.output
     assert "kept 150 people" in said.stdout
     assert "50 people id(s) and 0 embedding id(s) are missing" in said.stdout
+
+
+def test_a_damaged_schema_page_is_reported_as_everything_lost(tmp_path: Path) -> None:
+    path = tmp_path / "gallery.db"
+    with Gallery(path) as g:
+        g.add("Alice", [Sample(np.ones(4, np.float32), "enc", "a.jpg", 1.0)])
+    with path.open("r+b") as fh:  # page 1 past the file header: the schema
+        fh.seek(100 + 8)
+        fh.write(np.random.default_rng(6).bytes(4096 - 108))
+    report = repair(path)
+    assert report.kept_people == [] and report.counted is None
+    assert report.unreadable_tables == ["people", "embeddings"]
+    assert report.unreadable_people >= 1 and report.lost_embeddings >= 1
+    assert check(path) == []
