@@ -27,7 +27,15 @@ from edge.engine import load_engine
 from edge.gallery import Gallery
 from edge.motion import MotionSettings
 from edge.notify import Notifier
-from edge.payloads import Status, discovery_messages, event_payload, status_payload, topics
+from edge.payloads import (
+    Status,
+    Topics,
+    discovery_messages,
+    event_payload,
+    face_payload,
+    status_payload,
+    topics,
+)
 from edge.pipeline import Pipeline, detection_scale
 from edge.ports import Engine, EventSink, GalleryReader
 from edge.recognize import policy_for
@@ -35,6 +43,7 @@ from edge.runner import Runner
 from edge.schedule import ScheduleSettings
 from edge.sightings import Recorder, SightingStore
 from edge.sighup import take as take_early_sighup
+from edge.signals import SignalRelay
 from edge.sinks.mqtt import MqttSink
 from edge.sinks.outbox import Outbox
 from edge.sources import is_live, open_source, redact
@@ -53,11 +62,17 @@ class LogSink:
 
 
 class MqttEventSink:
-    def __init__(self, mqtt: MqttSink, topic: str, include_crop: bool) -> None:
-        self.mqtt, self.topic, self.include_crop = mqtt, topic, include_crop
+    """Events through the outbox; with ``include_crop`` the face alone too, on the face
+    topic (not kept: only while connected, never retained), for Home Assistant's image."""
+
+    def __init__(self, mqtt: MqttSink, topics: Topics, include_crop: bool) -> None:
+        self.mqtt, self.topics, self.include_crop = mqtt, topics, include_crop
 
     def publish(self, event: RecognitionEvent) -> None:
-        self.mqtt.publish_event(self.topic, event_payload(event, self.include_crop))
+        self.mqtt.publish_event(self.topics.events, event_payload(event, self.include_crop))
+        face = face_payload(event) if self.include_crop else None
+        if face is not None:
+            self.mqtt.publish_state(self.topics.face, face, retain=False)
 
 
 def tracker_settings(config: Config) -> TrackerSettings:
@@ -109,14 +124,16 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     notifier = Notifier(env.get("NOTIFY_SOCKET"))
     pipelines: list[Pipeline] = []  # SIGHUP re-reads the gallery once the pipeline exists
     reload_asked = threading.Event()  # a SIGHUP before that: applied once it does
+    starting = threading.Lock()  # the relay thread against the pipeline's arrival
 
     def on_sighup() -> None:
-        if pipelines:
-            pipelines[0].request_reload()
-        else:
-            reload_asked.set()
+        with starting:
+            if pipelines:
+                pipelines[0].request_reload()
+            else:
+                reload_asked.set()
 
-    _install_signals(stop, on_sighup)
+    relay = _install_signals(stop, on_sighup)
     if take_early_sighup():
         reload_asked.set()
     runners: list[Runner] = []
@@ -132,7 +149,9 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
 
         def announce() -> None:
             if config.mqtt.discovery and mqtt is not None:
-                for topic, payload in discovery_messages(t, config.mqtt.device_id, __version__):
+                for topic, payload in discovery_messages(
+                    t, config.mqtt.device_id, __version__, config.mqtt.include_crop
+                ):
                     mqtt.publish_state(topic, payload, retain=True)
 
         def connected() -> None:
@@ -143,13 +162,14 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
         mqtt = MqttSink.from_config(config.mqtt, availability_topic=t.availability, outbox=outbox,
                                     on_connected=connected, on_ha_birth=announce, env=env)  # fmt: skip
         mqtt.start()
-        sink = MqttEventSink(mqtt, t.events, config.mqtt.include_crop)
+        sink = MqttEventSink(mqtt, t, config.mqtt.include_crop)
     sightings = open_sightings(config, bundle.manifest.encoder_id)
     pipeline = daemon_pipeline(config, bundle, engine, gallery, sink, sightings=sightings)
-    pipelines.append(pipeline)
-    if reload_asked.is_set():
-        logger.info("SIGHUP while starting: the gallery is re-read before the first frame")
-        pipeline.request_reload()
+    with starting:
+        pipelines.append(pipeline)
+        if reload_asked.is_set():
+            logger.info("SIGHUP while starting: the gallery is re-read before the first frame")
+            pipeline.request_reload()
     source = open_source(config.camera.source, config.camera.name, retry_at_start=True)
     live = is_live(config.camera.source)
 
@@ -185,13 +205,14 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     if sightings is not None:
         sightings.store.close()
     logger.info("stopped after %d frames", pipeline.stats.frames)
+    if relay is not None:
+        relay.close()
     return 0
 
 
-def _install_signals(stop: threading.Event, reload: Callable[[], None]) -> None:
-    """First thing at start-up: a SIGTERM during loading must stop cleanly too."""
+def _install_signals(stop: threading.Event, reload: Callable[[], None]) -> SignalRelay | None:
+    """First thing at start-up: a SIGTERM during loading must stop cleanly too. The
+    actions run on edge.signals' relay thread, never inside the code a signal interrupts."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload())
+        return None
+    return SignalRelay({signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: reload})

@@ -142,7 +142,9 @@ def test_a_sighup_while_starting_does_not_kill_the_daemon(bundle_dir: Path, tmp_
         )
         assert "SIGHUP while starting" in log.read_text()
         proc.send_signal(signal.SIGHUP)  # and once running, as always
-        assert wait_until(lambda: log.read_text().count("gallery: 0 person(s)") >= 3, 10)
+        assert wait_until(lambda: log.read_text().count("gallery: 0 person(s)") >= 3, 10), (
+            log.read_text()[-3000:]
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
