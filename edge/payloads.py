@@ -28,7 +28,7 @@ EVENT_VALUE_TEMPLATE = (
     "{{ {'event_type': value_json.type, 'person': value_json.person, "
     "'distance': value_json.distance, 'camera': value_json.camera, "
     "'track_id': value_json.track_id, 'event_id': value_json.event_id, "
-    "'time': value_json.time} | to_json }}"
+    "'time': value_json.time, 'sighting_id': value_json.sighting_id} | to_json }}"
 )
 LAST_PERSON_TEMPLATE = "{{ value_json.person if value_json.type == 'recognized' else 'unknown' }}"
 
@@ -39,6 +39,7 @@ class Topics:
     availability: str  # retained "online"; Last Will "offline"
     events: str  # QoS 1, never retained
     status: str  # retained
+    face: str  # the event's face crop alone, base64 JPEG ([mqtt] include_crop): HA's image
     ha_status: str  # Home Assistant's birth message: re-publish discovery on "online"
 
 
@@ -50,6 +51,7 @@ def topics(prefix: str, device_id: str) -> Topics:
         availability=f"{base}/availability",
         events=f"{base}/events",
         status=f"{base}/status",
+        face=f"{base}/face",
         ha_status=f"{DISCOVERY_PREFIX}/status",
     )
 
@@ -100,6 +102,7 @@ def event_payload(event: RecognitionEvent, include_crop: bool) -> bytes:
         "box": event.box.as_list(),
         "frames": event.frames,
         "time": iso_utc(event.time),
+        "sighting_id": event.sighting_id,  # null unless [sightings] keeps it: `edge-face sightings`
     }
     if include_crop and event.crop_jpeg:
         obj["crop"] = base64.b64encode(event.crop_jpeg).decode()
@@ -147,9 +150,11 @@ def status_payload(status: Status) -> bytes:
     )
 
 
-def discovery_messages(topics: Topics, device_id: str, version: str) -> list[tuple[str, bytes]]:
+def discovery_messages(topics: Topics, device_id: str, version: str,
+                       crop: bool = False) -> list[tuple[str, bytes]]:  # fmt: skip
     """Home Assistant MQTT discovery: (config topic, payload) for each entity of the device,
-    to publish retained, at start and again when HA sends ``online`` on ``ha_status``."""
+    to publish retained, at start and again when HA sends ``online`` on ``ha_status``;
+    ``crop`` ([mqtt] include_crop): an image entity too, the last event's face."""
     ident = f"edge-face-{device_id}"
     common: dict[str, Any] = {
         "availability_topic": topics.availability,
@@ -181,7 +186,18 @@ def discovery_messages(topics: Topics, device_id: str, version: str) -> list[tup
         "value_template": LAST_PERSON_TEMPLATE,
         "icon": "mdi:account-eye",
     }
-    return [
+    messages = [
         (f"{DISCOVERY_PREFIX}/event/{device_id}/recognition/config", _json(event)),
         (f"{DISCOVERY_PREFIX}/sensor/{device_id}/last_person/config", _json(sensor)),
     ]
+    if crop:
+        image = {k: v for k, v in common.items() if k not in ("state_topic", "qos")}
+        image.update(name="Last face", unique_id=f"{ident}-last-face", image_topic=topics.face,
+                     image_encoding="b64", content_type="image/jpeg", icon="mdi:face-man")  # fmt: skip
+        messages.append((f"{DISCOVERY_PREFIX}/image/{device_id}/last_face/config", _json(image)))
+    return messages
+
+
+def face_payload(event: RecognitionEvent) -> bytes | None:
+    """The event's face crop alone (base64 JPEG) for HA's image entity; None without one."""
+    return base64.b64encode(event.crop_jpeg) if event.crop_jpeg else None

@@ -208,6 +208,10 @@ class Pipeline:
             self.schedule.embedded(view, now)
             votes = self.tracker.vote(view.track_id, match, now, policy.usable(view.quality))
             fired.extend((event, embedding.vector, view.quality) for event in votes)
+            if self.sightings is not None:  # decided, kept quiet by a cooldown: kept, unsent
+                for event in self.tracker.quiet:
+                    crop = encode_crop(frame.image, event.box)
+                    self._keep(event, embedding.vector, view.quality, crop)
         self.schedule.forget(self.tracker.live())
         self.stats.embeddings += len(picked)
         watch.lap("match")
@@ -222,10 +226,15 @@ class Pipeline:
         crop = None
         if self.include_crop or self.sightings is not None:
             crop = encode_crop(frame.image, event.box)
-        if self.sightings is not None and crop is not None:
-            row = self.sightings.record(event, vector, crop, quality)
-            event = replace(event, sighting_id=row)
+        event = self._keep(event, vector, quality, crop)
         if self.include_crop:
             event = replace(event, crop_jpeg=crop)
         self.sink.publish(event)  # the tracker has logged it
         return event
+
+    def _keep(self, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality,
+              crop: bytes | None) -> RecognitionEvent:  # fmt: skip
+        """The decision kept in the sightings store (when enabled), with its sighting id."""
+        if self.sightings is None or crop is None:
+            return event
+        return replace(event, sighting_id=self.sightings.record(event, vector, crop, quality))

@@ -27,6 +27,9 @@ old per-frame loop); the daemon instead calls ``follow`` for the frame's boxes, 
 only the faces ``edge.schedule`` picks, and ``vote``s for those, so "k of n" counts
 embeddings, not frames, and ``unknown_after`` counts votes.
 
+A decision a cooldown keeps quiet is still a decision: ``quiet`` holds those of the last
+``vote`` (the daemon keeps their sightings, publishes nothing).
+
 Cooldowns run from the last *published* event. The clock is the ``now`` argument, so the
 pipeline must call ``update`` once per frame, with an empty list when no face was found.
 """
@@ -113,6 +116,7 @@ class Tracker:
         self._next_id = 1
         self._last_recognized: dict[str, float] = {}  # person -> time of the last event
         self._last_unknown: float | None = None
+        self.quiet: list[RecognitionEvent] = []  # the last vote's decisions a cooldown kept quiet
 
     def tracks(self) -> int:
         """The number of live tracks."""
@@ -164,6 +168,7 @@ class Tracker:
         """One embedding's decision for a face of this frame (``follow`` gave its track);
         ``usable``: the face was sharp and frontal enough to trust (``Policy.usable``).
         Returns the events it completes."""
+        self.quiet = []
         track = next((t for t in self._tracks if t.id == track_id), None)
         if track is None:
             raise KeyError(f"no live track {track_id} on {self.camera}")
@@ -236,11 +241,12 @@ class Tracker:
         if person is not None and person not in track.won and votes[person] >= s.k:
             track.won.add(person)
             last = self._last_recognized.get(person)
+            best = min(d for p, d in track.votes if p == person)
             if last is not None and 0 <= now - last < s.cooldown_s:  # a clock set back: not
                 logger.info("%s on %s (track %d): within cooldown", person, self.camera, track.id)
+                self.quiet.append(self._event(track, "recognized", person, best, now, log=False))
             else:
                 self._last_recognized[person] = now
-                best = min(d for p, d in track.votes if p == person)
                 events.append(self._event(track, "recognized", person, best, now))
 
         if (
@@ -252,13 +258,13 @@ class Tracker:
         ):
             track.unknown_done = True
             last_unknown = self._last_unknown
+            best = min(d for _, d in track.votes)
             if last_unknown is not None and 0 <= now - last_unknown < s.unknown_cooldown_s:
                 logger.info("unknown on %s (track %d): within cooldown", self.camera, track.id)
+                self.quiet.append(self._event(track, "unknown", None, best, now, log=False))
             else:
                 self._last_unknown = now
-                events.append(
-                    self._event(track, "unknown", None, min(d for _, d in track.votes), now)
-                )
+                events.append(self._event(track, "unknown", None, best, now))
         return events
 
     def _event(
@@ -268,16 +274,13 @@ class Tracker:
         person: str | None,
         distance: float,
         now: float,
+        log: bool = True,
     ) -> RecognitionEvent:
-        logger.info(
-            "%s %s on %s (track %d, %d frames, distance %.3f)",
-            kind,
-            person or "-",
-            self.camera,
-            track.id,
-            track.seen,
-            distance,
-        )
+        if log:
+            logger.info(
+                "%s %s on %s (track %d, %d frames, distance %.3f)",
+                kind, person or "-", self.camera, track.id, track.seen, distance,
+            )  # fmt: skip
         return RecognitionEvent(
             event_id=uuid.uuid4().hex,
             type=kind,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -77,16 +78,26 @@ def events(listener: Listener) -> list[dict[str, object]]:
 
 def test_hamilton_clip_names_lin_manuel_and_no_distractor(bundle_dir: Path, gallery_file: Path, broker: Broker,
                                                           face_data: Path, tmp_path: Path) -> None:  # fmt: skip
+    """With crops and sightings on: each event names its sighting, its face goes alone to
+    the face topic, and discovery announces Home Assistant's image entity of it."""
     clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
-    listener = Listener(broker, ["edge-face/test/#"])
-    proc = start(
-        daemon_env(bundle_dir, gallery_file, broker, clip, tmp_path), tmp_path / "daemon.log"
-    )
+    listener = Listener(broker, ["edge-face/test/#", "homeassistant/#"])
+    env = daemon_env(bundle_dir, gallery_file, broker, clip, tmp_path, EDGE_FACE_MQTT_INCLUDE_CROP="true",
+                     EDGE_FACE_SIGHTINGS_ENABLED="true",
+                     EDGE_FACE_SIGHTINGS_PATH=str(tmp_path / "sightings.db"))  # fmt: skip
+    proc = start(env, tmp_path / "daemon.log")
     assert proc.wait(180) == 0, (tmp_path / "daemon.log").read_text()[-3000:]
     assert wait_until(
         lambda: listener.payloads("edge-face/test/availability")[-1:] == [b"offline"], 5
     )
     got = events(listener)
+    faces = listener.payloads("edge-face/test/face")
+    assert [base64.b64decode(f) for f in faces] == [base64.b64decode(str(e["crop"])) for e in got]
+    assert all(base64.b64decode(f)[:2] == b"\xff\xd8" for f in faces) and faces
+    ids = [e["sighting_id"] for e in got]
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids)
+    image = json.loads(listener.payloads("homeassistant/image/test/last_face/config")[-1])
+    assert image["image_topic"] == "edge-face/test/face"
     recognized = [e for e in got if e["type"] == "recognized"]
     assert "Lin-Manuel Miranda" in {e["person"] for e in recognized}
     assert not [e for e in recognized if str(e["person"]).startswith("lfw:")]

@@ -16,6 +16,7 @@ from edge.payloads import (
     Topics,
     discovery_messages,
     event_payload,
+    face_payload,
     status_payload,
     topics,
 )
@@ -58,6 +59,7 @@ def test_event_payload_fields_and_types() -> None:
         "box": [10.0, 20.1, 110.2, 130.0],
         "frames": 5,
         "time": "2024-05-01T12:34:56.789Z",
+        "sighting_id": None,  # [sightings] off
     }
     assert isinstance(obj["track_id"], int) and isinstance(obj["frames"], int)
 
@@ -89,6 +91,7 @@ def test_topics() -> None:
         availability="edge-face/frontdoor/availability",
         events="edge-face/frontdoor/events",
         status="edge-face/frontdoor/status",
+        face="edge-face/frontdoor/face",
         ha_status="homeassistant/status",
     )
     assert topics("home/cams", "x").events == "home/cams/x/events"
@@ -162,7 +165,7 @@ def test_payloads_are_compact_utf8_json_in_a_fixed_key_order() -> None:
             '{"v":1,"event_id":"0123456789abcdef0123456789abcdef","type":"recognized",'
             '"person":"Zoë","distance":0.3123,"tau":0.4568,"camera":"frontdoor","track_id":7,'
             '"box":[10.0,20.1,110.2,130.0],"frames":5,"time":"2024-05-01T12:34:56.789Z",'
-            '"crop":"/w=="}'
+            '"sighting_id":null,"crop":"/w=="}'
         ).encode()
     )
 
@@ -226,3 +229,28 @@ def test_discovery_payloads_home_assistant_reads() -> None:
         "value_template": LAST_PERSON_TEMPLATE,
         "icon": "mdi:account-eye",
     }
+
+
+def test_the_sighting_id_links_the_event_to_the_kept_face() -> None:
+    obj = json.loads(event_payload(event(sighting_id=42), include_crop=False))
+    assert (
+        obj["sighting_id"] == 42
+    )  # `edge-face enroll NAME --sighting 42`, `not NAME --sighting 42`
+
+
+def test_with_crops_home_assistant_gets_an_image_entity_of_the_last_face() -> None:
+    t = topics("edge-face", "porch")
+    assert [m for m, _ in discovery_messages(t, "porch", "1.2.3")] == [
+        "homeassistant/event/porch/recognition/config",
+        "homeassistant/sensor/porch/last_person/config",
+    ]  # without include_crop: no image
+    topic, raw = discovery_messages(t, "porch", "1.2.3", crop=True)[-1]
+    assert topic == "homeassistant/image/porch/last_face/config"
+    image = json.loads(raw)
+    assert image["image_topic"] == "edge-face/porch/face" and image["image_encoding"] == "b64"
+    assert (
+        image["content_type"] == "image/jpeg" and image["unique_id"] == "edge-face-porch-last-face"
+    )
+    assert "state_topic" not in image and image["availability_topic"] == t.availability
+    assert base64.b64decode(face_payload(event()) or b"") == b"\xff\xd8jpeg\xff\xd9"
+    assert face_payload(event(crop_jpeg=None)) is None

@@ -319,3 +319,29 @@ def test_each_decided_track_is_kept_as_a_sighting_and_the_event_names_it() -> No
     assert rows[0].vector is not None and rows[0].vector.tolist() == pytest.approx(near(ALICE))
     assert rows[0].crop and rows[0].crop[:2] == b"\xff\xd8"  # a JPEG
     assert [s.id for s in store.list(unknown=True)] == [stranger.sighting_id]
+
+
+def test_a_decision_a_cooldown_keeps_quiet_is_still_kept_as_a_sighting() -> None:
+    """The same stranger comes back within the unknown cooldown: no second event, but the
+    second track's face is kept, so `sightings cluster` sees every visit."""
+    import sqlite3
+
+    from edge.sightings import Recorder, SightingStore
+
+    store = SightingStore(sqlite3.connect(":memory:", isolation_level=None))
+    rig = Rig()
+    rig.pipeline.sightings = Recorder(store, ENCODER)
+    visitor = FakeFace(BBox(0, 0, 60, 60), (5.0, 5.0))
+    assert rig.run(8, visitor) == ["unknown -"]
+    rig.run(20)  # gone: the track is dropped
+    assert rig.run(8, visitor) == []  # back 2.8 s later: within the 10 s cooldown
+    assert rig.run(3, FakeFace(BOX, near(ALICE))) == ["recognized Alice"]
+    rig.run(20)
+    assert rig.run(3, FakeFace(BOX, near(ALICE))) == []  # within Alice's 60 s cooldown
+    assert len(rig.sink.events) == 2
+    kept = store.list()
+    assert sorted((s.decision, s.track_id) for s in kept) == [
+        ("recognized", 3), ("recognized", 4), ("unknown", 1), ("unknown", 2)
+    ]  # fmt: skip
+    published = {e.sighting_id for e in rig.sink.events}
+    assert len(published) == 2 and published < {s.id for s in kept}

@@ -419,3 +419,18 @@ def test_a_clock_set_back_does_not_hold_events_in_the_cooldown() -> None:
     for _ in range(8):
         clip.frame((RIGHT, stranger(0.9)))
     assert [e.type for e in clip.events] == ["recognized", "unknown"] * 2
+
+
+def test_a_decision_within_a_cooldown_is_kept_quiet_not_lost() -> None:
+    clip = Clip(TrackerSettings(unknown_after=3, unknown_cooldown_s=10.0, max_missed=3))
+    for _ in range(3):
+        clip.frame((LEFT, stranger()))
+    assert clip.tracker.quiet == [] and len(clip.events) == 1
+    clip.empty(3)
+    clip.frame((LEFT, stranger(0.9)))
+    clip.frame((LEFT, stranger(0.7)))
+    assert clip.frame((LEFT, stranger(0.8))) == []
+    [quiet] = clip.tracker.quiet  # the second track's verdict, unpublished
+    assert (quiet.type, quiet.track_id, quiet.distance) == ("unknown", 2, 0.7)
+    clip.frame((LEFT, stranger()))
+    assert clip.tracker.quiet == []  # only the last vote's
