@@ -107,6 +107,8 @@ check-arm64: venv
 # bench/results/benchmarks.json, docs/BENCHMARKS.md and docs/benchmarks/*.png (bench/README.md).
 bench: bundle
 	$(PY) bench/suite.py --bundle build/bundle-sface --bundle build/bundle --bundle models/edge-face-dlib-cut
+	$(PY) bench/clusters.py
+	$(PY) bench/feedback.py
 
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml) of the modules that decide:
 # every mutant of decision, recognize, pipeline, tracker, gallery, db, outbox, payloads and
