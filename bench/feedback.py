@@ -172,9 +172,7 @@ def run(bundle_dir: Path, enrolled: int, strangers: int, loose: float) -> dict[s
         others = {n: v for n, v in others.items() if len(v) >= 2}
         print(f"report {source}: {len(known)} enrolled, {len(others)} strangers embedded in "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)  # fmt: skip
-        result["domains"][f"report {source}"] = run_domain(
-            engine, m.encoder_id, policy, known, others
-        )
+        result["domains"][f"report {source}"] = run_domain(m.encoder_id, policy, known, others)
     return result
 
 
