@@ -8,7 +8,9 @@ mixed with people seen once (each should stay alone). Both methods, on two sets 
 - ``select`` people (data/splits.json) choose the method the CLI uses;
 - ``report`` people give the figures the docs quote (nothing was chosen on them);
 
-each in two domains: LFW's news photos and CFP's frontal web photos (ten a person).
+each in two domains: LFW's news photos and CFP's frontal web photos (ten a person); and
+the Hamilton clip's sightings as the daemon keeps them (nobody enrolled), labelled by the
+clip's reference photos.
 
     .venv/bin/python bench/clusters.py [--bundle build/bundle-sface] [--people 60]
         [--photos 8] [--singles 60] [--out bench/results/clusters.json]
@@ -107,6 +109,47 @@ def score(groups: list[list[int]], owners: list[str]) -> dict[str, Any]:
     }
 
 
+def clip_faces(bundle_dir: Path, engine: Any, root: Path) -> tuple[np.ndarray, list[str]]:
+    """The Hamilton clip through the daemon's own pipeline (default config, nobody
+    enrolled, sightings kept as ``[sightings]`` keeps them: one per decided track, quiet
+    ones too); each sighting labelled by the nearest reference photo within tau.verify
+    (the clip's three people), else as a person of its own."""
+    import sqlite3
+    import tempfile
+
+    from edge.config import Config
+    from edge.decision import distance
+    from edge.gallery import Gallery
+    from edge.images import read_image
+    from edge.service import LogSink, daemon_pipeline
+    from edge.sightings import Recorder, SightingStore
+    from edge.sources import open_source
+
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest
+    store = SightingStore(sqlite3.connect(":memory:", isolation_level=None))
+    hamilton = root / "videos" / "hamilton"
+    with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "gallery.db") as gallery:
+        pipeline = daemon_pipeline(Config(), bundle, engine, gallery, LogSink(), camera="clip",
+                                   sightings=Recorder(store, m.encoder_id))  # fmt: skip
+        source = open_source(str(hamilton / "short_hamilton_clip.mp4"))
+        while (frame := source.read()) is not None:
+            pipeline.process(frame)
+        source.close()
+    rows = [r for r in store.list(full=True) if r.vector is not None]
+    refs = {}
+    for photo in sorted((hamilton / "reference").iterdir()):
+        image = read_image(photo)
+        [e] = engine.embed([engine.align(image, engine.detect(image)[0])])
+        refs[photo.stem] = e.vector
+    owners = []
+    for r in rows:
+        d = {name: float(distance(r.vector, v, m.encoder.metric)[0, 0]) for name, v in refs.items()}
+        best = min(d, key=lambda n: d[n])
+        owners.append(best if d[best] <= m.tau.verify else f"track {r.track_id}")
+    return np.asarray([r.vector for r in rows], np.float32), owners
+
+
 def run(bundle_dir: Path, people: int, photos: int, singles: int) -> dict[str, Any]:
     root = data_root(None)
     bundle = load_bundle(bundle_dir)
@@ -123,6 +166,11 @@ def run(bundle_dir: Path, people: int, photos: int, singles: int) -> dict[str, A
             result["sets"][f"{role} {source}"] = {
                 m: score(cluster(vectors, metric, tau, m), owners) for m in METHODS
             }
+    vectors, owners = clip_faces(bundle_dir, engine, root)
+    print(f"clip: {len(owners)} sightings ({', '.join(sorted(set(owners)))})", file=sys.stderr)
+    result["sets"]["clip hamilton"] = {
+        m: score(cluster(vectors, metric, tau, m), owners) for m in METHODS
+    }
     return result
 
 
