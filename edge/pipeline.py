@@ -22,6 +22,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from edge.best_face import BestFaces
 from edge.decision import Decider, FaceQuality, Policy
 from edge.images import encode_crop
 from edge.motion import MotionGate, MotionSettings
@@ -117,6 +118,7 @@ class Pipeline:
         self._detected_at = -np.inf  # frame time of the last detection
         self.stats = Stats(started=self.clock.monotonic())
         self._reload = threading.Event()
+        self.best = BestFaces(policy.max_yaw)  # each track's best face, for its sighting
         self.load_gallery()
 
     @property
@@ -206,6 +208,9 @@ class Pipeline:
             view = views[i]
             match = self.decider.decide(embedding.vector, view.quality)
             self.schedule.embedded(view, now)
+            if self.sightings is not None:
+                self.best.offer(view.track_id, frame.image, detections[i].box,
+                                embedding.vector, view.quality)  # fmt: skip
             votes = self.tracker.vote(view.track_id, match, now, policy.usable(view.quality))
             fired.extend((event, embedding.vector, view.quality) for event in votes)
             if self.sightings is not None:  # decided, kept quiet by a cooldown: kept, unsent
@@ -213,6 +218,7 @@ class Pipeline:
                     crop = encode_crop(frame.image, event.box)
                     self._keep(event, embedding.vector, view.quality, crop)
         self.schedule.forget(self.tracker.live())
+        self.best.forget(self.tracker.live())
         self.stats.embeddings += len(picked)
         watch.lap("match")
         events = [self._publish(frame, event, vector, q) for event, vector, q in fired]
@@ -234,7 +240,13 @@ class Pipeline:
 
     def _keep(self, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality,
               crop: bytes | None) -> RecognitionEvent:  # fmt: skip
-        """The decision kept in the sightings store (when enabled), with its sighting id."""
-        if self.sightings is None or crop is None:
+        """The decision kept in the sightings store (when enabled), with its sighting id:
+        the track's best face so far (``edge.best_face``), else the deciding one."""
+        if self.sightings is None:
+            return event
+        best = self.best.best(event.track_id)
+        if best is not None:
+            vector, quality, crop = best.vector, best.quality, best.crop
+        if crop is None:
             return event
         return replace(event, sighting_id=self.sightings.record(event, vector, crop, quality))

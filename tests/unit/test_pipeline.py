@@ -345,3 +345,27 @@ def test_a_decision_a_cooldown_keeps_quiet_is_still_kept_as_a_sighting() -> None
     ]  # fmt: skip
     published = {e.sighting_id for e in rig.sink.events}
     assert len(published) == 2 and published < {s.id for s in kept}
+
+
+def test_a_sighting_keeps_the_tracks_best_face_not_the_deciding_one() -> None:
+    """The stranger comes closest on the 4th frame (the largest, sharp face) and is judged
+    on the 8th: the sighting keeps the 4th face's embedding, quality and crop."""
+    import sqlite3
+
+    from edge.sightings import Recorder, SightingStore
+
+    store = SightingStore(sqlite3.connect(":memory:", isolation_level=None))
+    rig = Rig()
+    rig.pipeline.sightings = Recorder(store, ENCODER)
+    events = []
+    for k in range(8):
+        box = BBox(0, 0, 70, 70) if k == 3 else BBox(0, 0, 60, 60)
+        events += rig.run(1, FakeFace(box, (5.0, 5.0 + k / 100), sharp=k != 0))
+    assert events == ["unknown -"]
+    [kept] = store.get([rig.sink.events[0].sighting_id])
+    assert kept.vector is not None and kept.vector.tolist() == pytest.approx([5.0, 5.03])
+    assert kept.quality.size_px == 70
+    assert rig.sink.events[0].distance != 0  # the event is the verdict's, as before
+    assert rig.pipeline.best.best(1) is not None
+    rig.run(20)  # the track ends: its best face is let go
+    assert rig.pipeline.best.best(1) is None
