@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_vali
 from pydantic.dataclasses import dataclass
 
 from edge.config_errors import format_validation_error, unknown_section
+from edge.config_fleet import FleetConfig
 from edge.config_sightings import SightingsConfig
 from edge.errors import ConfigError
 
@@ -172,6 +173,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     sightings: SightingsConfig = field(default_factory=SightingsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     source: Path | None = None  # the file it was read from; None for built-in defaults
 
 
@@ -183,12 +185,10 @@ _ADAPTER = TypeAdapter(Config)
 def env_overrides(
     env: Mapping[str, str],
 ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
-    """Collect ``EDGE_FACE_<SECTION>_<KEY>`` variables.
-
-    Returns the values by section and key, and the variable name of each (for messages).
-    Variables whose section is not a config section (``EDGE_FACE_CONFIG``,
-    ``EDGE_FACE_DATA``) are not config keys and are left alone. An empty value unsets a key.
-    """
+    """Collect ``EDGE_FACE_<SECTION>_<KEY>`` variables: the values by section and key, and
+    the variable name of each (for messages). Variables whose section is not a config
+    section (``EDGE_FACE_CONFIG``, ``EDGE_FACE_DATA``) are not config keys and are left
+    alone. An empty value unsets a key."""
     values: dict[str, dict[str, str]] = {}
     names: dict[tuple[str, str], str] = {}
     for var, value in env.items():

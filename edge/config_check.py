@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from edge.bundle import BundleError, load_bundle
 from edge.config import Config
 from edge.errors import ConfigError
+from edge.fleet_codec import fleet_key
 from edge.secrets import mqtt_password
 from edge.signing import signature_key_id
 
@@ -32,6 +33,11 @@ def check_config(config: Config, env: Mapping[str, str] | None = None) -> CheckR
         mqtt_password(config.mqtt, env)
     except ConfigError as exc:
         report.problems.extend(exc.problems)
+    if config.fleet.enabled:
+        try:
+            fleet_key(config.fleet, env)
+        except ConfigError as exc:
+            report.problems.extend(exc.problems)
     if config.mqtt.password_file is not None and config.mqtt.username is None:
         report.notes.append("[mqtt] password_file is set but username is not: it is ignored")
     for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from edge import feedback
 from edge.db import DAMAGED_HINT, Database, Migration
 from edge.errors import EdgeError
+from edge.fleet_schema import create_table as fleet_table
 from edge.gallery_tally import create as tally
 from edge.types import GalleryMatrix
 
@@ -96,7 +97,8 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 
 
 #: schema version -> migration bringing the schema from version-1 to it
-MIGRATIONS: dict[int, Migration] = {1: _create_tables, 2: feedback.create_table, 3: tally}
+MIGRATIONS: dict[int, Migration] = {1: _create_tables, 2: feedback.create_table,
+                                    3: tally, 4: fleet_table}  # fmt: skip
 
 
 def _now() -> str:

@@ -24,6 +24,7 @@ from edge import __version__
 from edge.bundle import Bundle, load_bundle
 from edge.config import Config
 from edge.engine import load_engine
+from edge.fleet_sync import FleetSync, fleet_for
 from edge.gallery import Gallery
 from edge.motion import MotionSettings
 from edge.notify import Notifier
@@ -142,8 +143,11 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     gallery = Gallery(config.gallery.path)
     t = topics(config.mqtt.topic_prefix, config.mqtt.device_id)
     mqtt: MqttSink | None = None
+    fleet: FleetSync | None = None
     if dry_run:
         sink: Any = LogSink()
+        if config.fleet.enabled:
+            logger.warning("[fleet] needs the broker: not synced in a dry run")
     else:
         outbox = Outbox(config.mqtt.outbox, max_items=config.mqtt.outbox_max)
 
@@ -156,11 +160,14 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
 
         def connected() -> None:
             announce()
+            if fleet is not None:
+                fleet.on_connected()
             if runners:
                 runners[0].tick_soon()  # the status, now that it can go out
 
         mqtt = MqttSink.from_config(config.mqtt, availability_topic=t.availability, outbox=outbox,
                                     on_connected=connected, on_ha_birth=announce, env=env)  # fmt: skip
+        fleet = fleet_for(config, mqtt.client, bundle.manifest.encoder_id, env)
         mqtt.start()
         sink = MqttEventSink(mqtt, t, config.mqtt.include_crop)
     sightings = open_sightings(config, bundle.manifest.encoder_id)
@@ -198,6 +205,8 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
     runner.run()
     notifier.stopping()
     tick()
+    if fleet is not None:
+        fleet.close()
     if mqtt is not None:
         mqtt.close(timeout=DRAIN_S if not stop.is_set() else 3.0)
         mqtt.outbox.close()
