@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from broker import Broker, Listener, free_port, publish_once, wait_until
+from broker import Broker, Listener, Proxy, free_port, publish_once, wait_until
 from mjpeg import MjpegCamera
 
 from edge.fleet_codec import Change, Embedding, Version, encode, person_key
@@ -129,3 +129,55 @@ def test_three_devices_share_one_gallery_through_the_broker(
     finally:
         for d in daemons.values():
             d.stop()
+
+
+def test_two_sites_joined_by_a_bridge_converge_once_it_is_back(
+    tmp_path: Path, camera: MjpegCamera, bundle_dir: Path, face_data: Path
+) -> None:
+    """Site A and site B, each its own mosquitto, joined by a mosquitto bridge (B to A,
+    through a TCP relay that can cut it). With the bridge down, device 1 (site A) enrolls
+    a person and device 2 (site B) removes another; once the bridge is back both sites
+    hold the same gallery."""
+    site_a = Broker(tmp_path / "site-a")
+    site_a.start()
+    relay = Proxy(site_a)
+    site_b = Broker(tmp_path / "site-b")
+    bridge = ["connection site-a", f"address {site_a.host}:{relay.port}",
+              "topic edge-face/fleet/# both 1", "cleansession false", "restart_timeout 1 2",
+              "keepalive_interval 5", "bridge_protocol_version mqttv311"]  # fmt: skip
+    site_b.conf.write_text(site_b.conf.read_text() + "\n".join(bridge) + "\n")
+    site_b.start()
+    envs = {1: device_env(1, tmp_path, site_a, bundle_dir, camera.url),
+            2: device_env(2, tmp_path, site_b, bundle_dir, camera.url)}  # fmt: skip
+    logs = {n: tmp_path / f"dev{n}.log" for n in (1, 2)}
+    daemons = {n: Daemon(envs[n], logs[n]) for n in (1, 2)}
+    refs = face_data / "videos" / "hamilton" / "reference"
+    try:
+        assert (
+            edge_face(
+                envs[1], "enroll", "Alex Lacamoire", str(refs / "alex-lacamoire.png")
+            ).returncode
+            == 0
+        )
+        assert wait_until(lambda: people(envs[2]) == ["Alex Lacamoire"], 30), (
+            tmp_path / "site-b" / "mosquitto.log"
+        ).read_text()[-2000:]
+        relay.cut()  # the link between the sites goes down
+        assert (
+            edge_face(envs[1], "enroll", NAME, str(refs / "lin-manuel-miranda.png")).returncode == 0
+        )
+        assert edge_face(envs[2], "remove", "Alex Lacamoire", "--yes").returncode == 0
+        assert wait_until(lambda: people(envs[1]) == ["Alex Lacamoire", NAME], 10)
+        assert not wait_until(lambda: NAME in people(envs[2]), 3)  # not across the cut
+        relay.resume()
+        assert wait_until(lambda: people(envs[1]) == people(envs[2]) == [NAME], 30), (
+            people(envs[1]),
+            people(envs[2]),
+            logs[2].read_text()[-2000:],
+        )
+    finally:
+        for d in daemons.values():
+            d.stop()
+        site_b.stop()
+        relay.cut()
+        site_a.stop()
