@@ -25,6 +25,7 @@ import click
 from edge import (
     __version__,
     cli_bundle,
+    cli_fleet,
     cli_gallery,
     cli_recognize,
     cli_repair,
@@ -137,6 +138,7 @@ for _command in (
     *cli_run.COMMANDS,
     *cli_repair.COMMANDS,
     *cli_bundle.COMMANDS,
+    *cli_fleet.COMMANDS,
 ):
     main.add_command(_command)
 

@@ -71,6 +71,34 @@ def topics_root(prefix: str, fleet_id: str) -> str:
     return f"{prefix}/fleet/{fleet_id}/gallery"
 
 
+def devices_root(prefix: str, fleet_id: str) -> str:
+    """Where each device keeps its retained fleet status (``edge-face fleet status``)."""
+    return f"{prefix}/fleet/{fleet_id}/devices"
+
+
+def sign(obj: dict[str, Any], key: bytes, topic: str) -> bytes:
+    """``obj`` as compact JSON, a newline, the HMAC of topic and body."""
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return body + b"\n" + _mac(key, topic, body).encode()
+
+
+def verified(payload: bytes, key: bytes, topic: str) -> dict[str, Any]:
+    """The JSON object of a signed message; FleetMessageError when the MAC is wrong
+    (another key, another topic, a changed byte) or the body is no JSON object."""
+    body, sep, mac = payload.rpartition(b"\n")
+    if not sep or not hmac.compare_digest(mac.decode("ascii", "replace"), _mac(key, topic, body)):
+        raise FleetMessageError(
+            f"{topic}: authentication failed (not signed with this fleet's key)"
+        )
+    try:
+        obj = json.loads(body)
+    except ValueError as exc:
+        raise FleetMessageError(f"{topic}: a signed message that is no JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise FleetMessageError(f"{topic}: a signed message that is no JSON object")
+    return obj
+
+
 def person_key(key: bytes, name: str) -> str:
     """The topic's name for a person: HMAC of the case-folded name (names ignore case)."""
     return hmac.new(key, name.casefold().encode(), hashlib.sha256).hexdigest()[:32]
@@ -116,20 +144,14 @@ def encode(change: Change, key: bytes, topic: str) -> bytes:
             }
             for e in change.embeddings
         ]
-    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    return body + b"\n" + _mac(key, topic, body).encode()
+    return sign(obj, key, topic)
 
 
 def decode(payload: bytes, key: bytes, topic: str) -> Change:
     """The change a message carries; FleetMessageError when its MAC is wrong (another key,
     another topic, a changed byte) or it cannot be read."""
-    body, sep, mac = payload.rpartition(b"\n")
-    if not sep or not hmac.compare_digest(mac.decode("ascii", "replace"), _mac(key, topic, body)):
-        raise FleetMessageError(
-            f"{topic}: authentication failed (not signed with this fleet's key)"
-        )
+    obj = verified(payload, key, topic)
     try:
-        obj = json.loads(body)
         counter, device = obj["version"]
         version = Version(int(counter), str(device))
         if obj["v"] != FORMAT or obj["op"] not in ("put", "delete") or version.counter < 0:

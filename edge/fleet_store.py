@@ -196,3 +196,21 @@ def _now() -> str:
     import datetime as dt
 
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def summary(gallery: Gallery, encoder_id: str | None) -> dict[str, int]:
+    """This device's side of the fleet: the largest version counter it holds (how far it
+    has got), its people, the changes still to publish, the people held for another
+    encoder (kept out of its matcher)."""
+    held = records(gallery.conn).values()
+    if encoder_id is None:  # the CLI, without the bundle: the gallery's own encoder
+        row = gallery.conn.execute("SELECT encoder_id FROM embeddings LIMIT 1").fetchone()
+        encoder_id = row[0] if row else None
+    return {
+        "counter": max((r.version.counter for r in held), default=0),
+        "people": int(gallery.conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]),
+        "pending": sum(r.pending for r in held),
+        "other_encoder": sum(
+            not r.deleted and r.encoder_id not in (None, encoder_id) for r in held
+        ),
+    }

@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.fleet_codec import Change, FleetMessageError, decode, encode, topics_root
-from edge.fleet_store import apply, confirm, local_changes, pending
+from edge.fleet_codec import (
+    Change,
+    FleetMessageError,
+    decode,
+    devices_root,
+    encode,
+    sign,
+    topics_root,
+)
+from edge.fleet_store import apply, confirm, local_changes, pending, summary
 from edge.gallery import Gallery
 
 logger = logging.getLogger(__name__)
@@ -38,6 +46,8 @@ class FleetSync:
         self.root = topics_root(prefix, fleet_id)
         self.gallery_path, self.secret, self.check_s = gallery, secret, check_s
         self.refused = 0
+        self._dirty = True  # the device's status is to be published again
+        self.status_topic = f"{devices_root(prefix, fleet_id)}/{device}"
         self._refused_logged = -REFUSED_LOG_S
         self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._connected = threading.Event()
@@ -82,10 +92,15 @@ class FleetSync:
                             gallery, self.secret, self.device, self.encoder_id
                         ):
                             self._publish(change)
+                            self._dirty = True
                     if self._connected.is_set():
                         self._connected.clear()
                         for change in pending(gallery):
                             self._publish(change)
+                        self._dirty = True
+                    if self._dirty:
+                        self._dirty = False
+                        self._publish_status(gallery)
                 except Exception:
                     logger.exception("fleet: this device's changes could not be published")
         finally:
@@ -103,6 +118,7 @@ class FleetSync:
                 logger.warning("fleet: refused a message (%d so far): %s", self.refused, exc)
             return
         outcome = apply(gallery, change, self.encoder_id, self.secret)
+        self._dirty = True
         if outcome == "older":
             if change.version.device == self.device:
                 confirm(gallery, change.key, change.version)  # ours, back from the broker
@@ -111,6 +127,13 @@ class FleetSync:
         logger.info("fleet: %s %s (from %s, version %d)", what,
                     "removed" if outcome == "removed" else outcome, change.version.device,
                     change.version.counter)  # fmt: skip
+
+    def _publish_status(self, gallery: Gallery) -> None:
+        status = summary(gallery, self.encoder_id) | {
+            "device": self.device, "encoder_id": self.encoder_id, "refused": self.refused,
+            "time": round(time.time(), 1)}  # fmt: skip
+        payload = sign(status, self.secret, self.status_topic)
+        self.client.publish(self.status_topic, payload, qos=1, retain=True)
 
     def _publish(self, change: Change) -> None:
         topic = f"{self.root}/{change.key}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import sys
 import threading
 import time
@@ -29,13 +28,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
 from edge.config import MqttConfig
-from edge.errors import ConfigError
 from edge.payloads import mark_stale
 from edge.secrets import mqtt_password
-from edge.sinks.mqtt_problems import Problem, connect_failed, paho_log, refused
+from edge.sinks.mqtt_client import configured_client
+from edge.sinks.mqtt_problems import Problem, connect_failed, refused
 from edge.sinks.outbox import Outbox, OutboxItem
 from edge.sinks.sender import WINDOW, OutboxSender
 
@@ -107,22 +106,8 @@ class MqttSink:
         )
 
     def _make_client(self, client_id: str, password: str | None) -> mqtt.Client:
-        cfg = self.config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        client.on_log = paho_log
-        client.suppress_exceptions = True
+        client = configured_client(self.config, client_id, password)
         client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        elif password:
-            logger.warning("[mqtt] has a password but no username: the password is not sent")
-        if cfg.tls:
-            files = (cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file)
-            ca, cert, key = (str(f) if f else None for f in files)
-            try:
-                client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError([f"[mqtt] tls: cannot load the TLS files: {exc}"]) from exc
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

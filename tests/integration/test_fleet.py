@@ -93,6 +93,14 @@ def test_three_devices_share_one_gallery_through_the_broker(
         assert enrolled.returncode == 0, enrolled.stderr
         assert wait_until(lambda: people(envs[2]) == [NAME], 20), logs[2].read_text()[-3000:]
 
+        def in_step() -> bool:  # `edge-face fleet status`: both seen, neither behind
+            out = edge_face(envs[1], "fleet", "status", "--json", "--wait", "0.5")
+            report = json.loads(out.stdout)
+            seen = {d["device"]: (d["lag"], d["pending"], d["people"]) for d in report["devices"]}
+            return out.returncode == 0 and seen == {"dev1": (0, 0, 1), "dev2": (0, 0, 1)}
+
+        assert wait_until(in_step, 20, 0.5), edge_face(envs[1], "fleet", "status").stdout
+
         daemons[3] = Daemon(envs[3], logs[3])  # started after the enrollment: catches up
         assert wait_until(lambda: people(envs[3]) == [NAME], 20), logs[3].read_text()[-3000:]
         daemons.pop(3).stop()

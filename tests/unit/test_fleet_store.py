@@ -160,3 +160,22 @@ def test_the_fleet_key_is_checked_with_a_clear_message(tmp_path: Path) -> None:
             config, env={"CREDENTIALS_DIRECTORY": str(tmp_path / "cred")}
         ).problems
     )
+
+
+def test_fleet_status_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    for k in [k for k in __import__("os").environ if k.startswith("EDGE_FACE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("EDGE_FACE_CONFIG", "")
+    monkeypatch.setenv("EDGE_FACE_GALLERY_PATH", str(tmp_path / "g.db"))
+    off = CliRunner().invoke(main, ["fleet", "status"])
+    assert off.exit_code == 2 and "[fleet] is not enabled" in off.output
+    (tmp_path / "k").write_text("k" * 20)
+    monkeypatch.setenv("EDGE_FACE_FLEET_ENABLED", "true")
+    monkeypatch.setenv("EDGE_FACE_FLEET_KEY_FILE", str(tmp_path / "k"))
+    monkeypatch.setenv("EDGE_FACE_MQTT_PORT", "1")  # nothing listens there
+    down = CliRunner().invoke(main, ["fleet", "status", "--json", "--wait", "0.2"])
+    assert down.exit_code == 1 and "cannot reach the MQTT broker" in down.output
