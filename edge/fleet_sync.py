@@ -21,17 +21,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge import __version__
 from edge.fleet_codec import (
     Change,
     FleetMessageError,
     decode,
     devices_root,
     encode,
+    person_key,
     sign,
     topics_root,
 )
+from edge.fleet_seen import discovery, seen_payload, seen_root
 from edge.fleet_store import apply, confirm, local_changes, pending, summary
 from edge.gallery import Gallery
+from edge.types import RecognitionEvent
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +45,12 @@ REFUSED_LOG_S = 60.0  # refused messages: one log line a minute at most
 
 class FleetSync:
     def __init__(self, client: Any, prefix: str, fleet_id: str, device: str, gallery: Path,
-                 encoder_id: str, secret: bytes, check_s: float = CHECK_S) -> None:  # fmt: skip
+                 encoder_id: str, secret: bytes, check_s: float = CHECK_S,
+                 discovery: bool = True) -> None:  # fmt: skip
         self.client, self.device, self.encoder_id = client, device, encoder_id
         self.root = topics_root(prefix, fleet_id)
+        self.prefix, self.fleet_id, self.discovery = prefix, fleet_id, discovery
+        self._announced: dict[str, str] = {}  # person key -> name: their "last seen" sensor
         self.gallery_path, self.secret, self.check_s = gallery, secret, check_s
         self.refused = 0
         self._dirty = True  # the device's status is to be published again
@@ -95,12 +102,15 @@ class FleetSync:
                             self._dirty = True
                     if self._connected.is_set():
                         self._connected.clear()
+                        self._announced = {}  # announce everyone again (a broker restarted)
                         for change in pending(gallery):
                             self._publish(change)
                         self._dirty = True
                     if self._dirty:
                         self._dirty = False
                         self._publish_status(gallery)
+                        if self.discovery:
+                            self._announce(gallery)
                 except Exception:
                     logger.exception("fleet: this device's changes could not be published")
         finally:
@@ -135,6 +145,33 @@ class FleetSync:
         payload = sign(status, self.secret, self.status_topic)
         self.client.publish(self.status_topic, payload, qos=1, retain=True)
 
+    def seen(self, event: RecognitionEvent) -> None:
+        """A recognition on this device: the person's "last seen", retained (any thread)."""
+        if event.type != "recognized" or event.person is None:
+            return
+        key = person_key(self.secret, event.person)
+        payload = seen_payload(event.person, self.device, event.camera, event.time)
+        self.client.publish(
+            f"{seen_root(self.prefix, self.fleet_id)}/{key}", payload, qos=1, retain=True
+        )
+
+    def _announce(self, gallery: Gallery) -> None:
+        """Home Assistant's "last seen" sensor for everyone in the gallery; a person gone
+        takes their sensor and their last sighting off the broker."""
+        names = [n for (n,) in gallery.conn.execute("SELECT name FROM people")]
+        now = {person_key(self.secret, n): n for n in names}
+        for key, name in now.items():
+            if self._announced.get(key) != name:
+                topic, config = discovery(self.prefix, self.fleet_id, key, name, __version__)
+                self.client.publish(topic, config, qos=1, retain=True)
+        for key in set(self._announced) - set(now):
+            topic, _ = discovery(self.prefix, self.fleet_id, key, "", __version__)
+            self.client.publish(topic, b"", qos=1, retain=True)
+            self.client.publish(
+                f"{seen_root(self.prefix, self.fleet_id)}/{key}", b"", qos=1, retain=True
+            )
+        self._announced = now
+
     def _publish(self, change: Change) -> None:
         topic = f"{self.root}/{change.key}"
         self.client.publish(topic, encode(change, self.secret, topic), qos=1, retain=True)
@@ -150,7 +187,8 @@ def fleet_for(config: Any, client: Any, encoder_id: str, env: Any = None) -> Fle
     if not config.fleet.enabled:
         return None
     sync = FleetSync(client, config.mqtt.topic_prefix, config.fleet.id, config.mqtt.device_id,
-                     config.gallery.path, encoder_id, fleet_key(config.fleet, env))  # fmt: skip
+                     config.gallery.path, encoder_id, fleet_key(config.fleet, env),
+                     discovery=config.mqtt.discovery)  # fmt: skip
     sync.start()
     logger.info("fleet %s: this device is %s; gallery changes go through %s/+",
                 config.fleet.id, config.mqtt.device_id, sync.root)  # fmt: skip

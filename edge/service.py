@@ -66,11 +66,14 @@ class MqttEventSink:
     """Events through the outbox; with ``include_crop`` the face alone too, on the face
     topic (not kept: only while connected, never retained), for Home Assistant's image."""
 
-    def __init__(self, mqtt: MqttSink, topics: Topics, include_crop: bool) -> None:
-        self.mqtt, self.topics, self.include_crop = mqtt, topics, include_crop
+    def __init__(self, mqtt: MqttSink, topics: Topics, include_crop: bool,
+                 fleet: FleetSync | None = None) -> None:  # fmt: skip
+        self.mqtt, self.topics, self.include_crop, self.fleet = mqtt, topics, include_crop, fleet
 
     def publish(self, event: RecognitionEvent) -> None:
         self.mqtt.publish_event(self.topics.events, event_payload(event, self.include_crop))
+        if self.fleet is not None:  # the person's "last seen" across the fleet
+            self.fleet.seen(event)
         face = face_payload(event) if self.include_crop else None
         if face is not None:
             self.mqtt.publish_state(self.topics.face, face, retain=False)
@@ -169,7 +172,7 @@ def run_daemon(config: Config, env: Mapping[str, str] | None = None, dry_run: bo
                                     on_connected=connected, on_ha_birth=announce, env=env)  # fmt: skip
         fleet = fleet_for(config, mqtt.client, bundle.manifest.encoder_id, env)
         mqtt.start()
-        sink = MqttEventSink(mqtt, t, config.mqtt.include_crop)
+        sink = MqttEventSink(mqtt, t, config.mqtt.include_crop, fleet)
     sightings = open_sightings(config, bundle.manifest.encoder_id)
     pipeline = daemon_pipeline(config, bundle, engine, gallery, sink, sightings=sightings)
     with starting:

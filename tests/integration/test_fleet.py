@@ -52,7 +52,7 @@ def device_env(n: int, tmp_path: Path, broker: Broker, bundle: Path, source: str
         "EDGE_FACE_CONFIG": "", "EDGE_FACE_MODEL_BUNDLE": str(bundle),
         "EDGE_FACE_GALLERY_PATH": str(home / "gallery.db"), "EDGE_FACE_MQTT_OUTBOX": str(home / "outbox.db"),
         "EDGE_FACE_MQTT_HOST": broker.host, "EDGE_FACE_MQTT_PORT": str(broker.port),
-        "EDGE_FACE_MQTT_DEVICE_ID": f"dev{n}", "EDGE_FACE_MQTT_DISCOVERY": "false",
+        "EDGE_FACE_MQTT_DEVICE_ID": f"dev{n}",
         "EDGE_FACE_CAMERA_SOURCE": source, "EDGE_FACE_FLEET_ENABLED": "true",
         "EDGE_FACE_FLEET_KEY_FILE": str(tmp_path / "fleet.key"),
     }  # fmt: skip
@@ -105,8 +105,26 @@ def test_three_devices_share_one_gallery_through_the_broker(
         assert wait_until(lambda: people(envs[3]) == [NAME], 20), logs[3].read_text()[-3000:]
         daemons.pop(3).stop()
         clip = face_data / "videos" / "hamilton" / "short_hamilton_clip.mp4"
-        on_clip = edge_face(envs[3] | {"EDGE_FACE_CAMERA_SOURCE": str(clip)}, "run", "--dry-run")
+        on_clip = edge_face(envs[3] | {"EDGE_FACE_CAMERA_SOURCE": str(clip)}, "run")
         assert f"recognized {NAME}" in on_clip.stderr, on_clip.stderr[-3000:]
+        # Home Assistant: one "last seen" sensor for the person, on the fleet's device,
+        # its state where device 3 saw them
+        ha = Listener(broker, ["homeassistant/sensor/#", "edge-face/fleet/home/seen/#"])
+        key = person_key(KEY.encode(), NAME)
+        sensor = f"homeassistant/sensor/edge_face_home_{key}/last_seen/config"
+        assert wait_until(
+            lambda: ha.payloads(sensor) and ha.payloads(f"edge-face/fleet/home/seen/{key}"), 10
+        )
+        config = json.loads(ha.payloads(sensor)[-1])
+        assert (
+            config["name"] == f"{NAME} last seen"
+            and config["device"]["name"] == "edge-face fleet home"
+        )
+        seen = json.loads(ha.payloads(f"edge-face/fleet/home/seen/{key}")[-1])
+        assert (
+            seen["person"] == NAME and seen["device"] == "dev3" and seen["where"] == "dev3 camera"
+        )
+        ha.close()
 
         with sqlite3.connect(tmp_path / "dev1" / "gallery.db") as conn:
             vector = conn.execute("SELECT vector FROM embeddings").fetchone()[0]
@@ -118,10 +136,11 @@ def test_three_devices_share_one_gallery_through_the_broker(
         for n in (1, 2, 3):
             data = b"".join(p.read_bytes() for p in (tmp_path / f"dev{n}").glob("gallery.db*"))
             assert NAME.encode() not in data and vector not in data, f"device {n}"
-        retained = Listener(broker, [f"{ROOT}/#"])
-        assert wait_until(lambda: len(retained.messages) >= 1, 5)
+        retained = Listener(broker, ["edge-face/fleet/#", "homeassistant/#"])
+        assert wait_until(lambda: len(retained.on(f"{ROOT}/{key}")) >= 1, 5)
         wire = b"".join(m.payload for m in retained.messages)
-        assert NAME.encode() not in wire and b"embeddings" not in wire  # tombstones only
+        assert NAME.encode() not in wire and b"embeddings" not in wire  # a tombstone only
+        assert not retained.on(sensor) and not retained.on(f"edge-face/fleet/home/seen/{key}")
         retained.close()
 
         forged = Change(person_key(KEY.encode(), "Mallory"), Version(99, "evil"), "put", "Mallory",

@@ -179,3 +179,49 @@ def test_fleet_status_says_what_is_wrong(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("EDGE_FACE_MQTT_PORT", "1")  # nothing listens there
     down = CliRunner().invoke(main, ["fleet", "status", "--json", "--wait", "0.2"])
     assert down.exit_code == 1 and "cannot reach the MQTT broker" in down.output
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+
+    def message_callback_add(self, *_: object) -> None:
+        pass
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        self.sent.append((topic, payload, retain))
+
+
+def test_last_seen_sensors_follow_the_gallery_and_the_recognitions(tmp_path: Path) -> None:
+    import json
+
+    from edge.fleet_sync import FleetSync
+    from edge.types import BBox, RecognitionEvent
+
+    client = FakeClient()
+    sync = FleetSync(client, "edge-face", "home", "porch", tmp_path / "g.db", ENC, KEY)
+    with Gallery(tmp_path / "g.db") as g:
+        g.add("Alice", [sample(1, 0)])
+        sync._announce(g)
+        key = person_key(KEY, "Alice")
+        [(topic, config, retain)] = client.sent
+        assert topic == f"homeassistant/sensor/edge_face_home_{key}/last_seen/config" and retain
+        assert json.loads(config)["state_topic"] == f"edge-face/fleet/home/seen/{key}"
+        sync._announce(g)
+        assert len(client.sent) == 1  # announced once
+        event = RecognitionEvent("e1", "recognized", "Alice", 0.3, 0.5, "door", 1,
+                                 BBox(0, 0, 1, 1), 3, 1_700_000_000.0)  # fmt: skip
+        sync.seen(event)
+        sync.seen(
+            RecognitionEvent("e2", "unknown", None, 0.9, 0.5, "door", 2, BBox(0, 0, 1, 1), 9, 0.0)
+        )
+        topic, seen, retain = client.sent[-1]
+        assert topic == f"edge-face/fleet/home/seen/{key}" and retain and len(client.sent) == 2
+        assert json.loads(seen) == {"person": "Alice", "where": "porch door", "device": "porch",
+                                    "camera": "door", "time": "2023-11-14T22:13:20+00:00"}  # fmt: skip
+        g.remove("Alice")
+        sync._announce(g)
+        assert [(t, p) for t, p, _ in client.sent[-2:]] == [
+            (f"homeassistant/sensor/edge_face_home_{key}/last_seen/config", b""),
+            (f"edge-face/fleet/home/seen/{key}", b""),
+        ]  # fmt: skip
