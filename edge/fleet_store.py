@@ -22,7 +22,17 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge.fleet_codec import Change, Embedding, Version, person_key
-from edge.gallery import ADD_EMBEDDING, ADD_PERSON, DELETE_PERSON, FIND_PERSON, Gallery, person_name
+from edge.gallery import (
+    ADD_EMBEDDING,
+    ADD_PERSON,
+    DELETE_PERSON,
+    FIND_PERSON,
+    RENAME_PERSON,
+    Gallery,
+    person_name,
+)
+
+DELETE_EMBEDDINGS = "DELETE FROM embeddings WHERE person_id = ?"
 
 logger = logging.getLogger(__name__)
 
@@ -138,16 +148,19 @@ def apply(gallery: Gallery, change: Change, encoder_id: str, secret: bytes) -> s
                 logger.warning("fleet: %s was enrolled with encoder %s, this device runs %s: kept out "
                                "of its gallery (the fleet must run one encoder)", name, change.encoder_id, encoder_id)  # fmt: skip
                 return "other encoder"
-            for stale in {n for n in (old_name, name) if n}:
-                row = conn.execute(FIND_PERSON, (stale,)).fetchone()
-                if row is not None:
-                    conn.execute(DELETE_PERSON, (row[0],))
-                    removed = True
-            cur = conn.execute(
-                ADD_PERSON, (name, _now(), json.dumps({"fleet": change.version.device}))
-            )
+            # the person's row is kept (with this device's `not` faces of them, which stay
+            # local); only their embeddings and the spelling of their name are replaced
+            row = next((r for n in (name, old_name) if n
+                        for r in [conn.execute(FIND_PERSON, (n,)).fetchone()] if r), None)  # fmt: skip
+            if row is None:
+                meta = json.dumps({"fleet": change.version.device})
+                person_id = conn.execute(ADD_PERSON, (name, _now(), meta)).lastrowid
+            else:
+                person_id = row[0]
+                removed = conn.execute(DELETE_EMBEDDINGS, (person_id,)).rowcount > 0
+                conn.execute(RENAME_PERSON, (name, person_id))
             conn.executemany(ADD_EMBEDDING, [
-                (cur.lastrowid, encoder_id, len(e.vector), e.vector.astype("<f4").tobytes(), e.source, e.quality, _now())
+                (person_id, encoder_id, len(e.vector), e.vector.astype("<f4").tobytes(), e.source, e.quality, _now())
                 for e in change.embeddings
             ])  # fmt: skip
             _record(conn, change, digest(name, encoder_id, change.embeddings), pending=False)

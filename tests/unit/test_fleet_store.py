@@ -225,3 +225,14 @@ def test_last_seen_sensors_follow_the_gallery_and_the_recognitions(tmp_path: Pat
             (f"homeassistant/sensor/edge_face_home_{key}/last_seen/config", b""),
             (f"edge-face/fleet/home/seen/{key}", b""),
         ]  # fmt: skip
+
+
+def test_an_update_from_the_fleet_keeps_this_devices_not_faces(galleries) -> None:  # type: ignore[no-untyped-def]
+    a, b = galleries
+    a.add("Fay", [sample(1, 0)])
+    apply(b, through_the_wire(local_changes(a, KEY, "dev-a", ENC)[0]), ENC, KEY)
+    b.add_impostor("Fay", np.asarray([0, 1], np.float32), ENC, "sighting 7")  # `not Fay` on B
+    a.add("Fay", [sample(0.9, 0.1)])  # another photo of her, on A
+    apply(b, through_the_wire(local_changes(a, KEY, "dev-a", ENC)[0]), ENC, KEY)
+    matrix = b.matrix(ENC)
+    assert len(matrix.vectors) == 2 and len(matrix.impostors) == 1
