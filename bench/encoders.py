@@ -271,7 +271,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--limit-pairs", type=int, help="about N pairs (quick runs)")
     ap.add_argument("--people", type=int, default=200)
-    ap.add_argument("--strangers", type=int, default=500)
+    # as make bench (bench/suite.py): the same open set, so both pages agree on a bundle
+    ap.add_argument("--strangers", type=int, default=1500)
     ap.add_argument("--cfp-people", type=int, default=60)
     ap.add_argument("--cfp-strangers", type=int, default=60)
     ap.add_argument("--out", type=Path, default=RESULT)
