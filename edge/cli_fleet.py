@@ -78,9 +78,9 @@ def status(state: State, as_json: bool, wait: float) -> None:
       edge-face fleet status
       edge-face fleet status --json
     """
-    from edge.fleet_codec import fleet_key
     from edge.fleet_store import summary
     from edge.gallery import Gallery
+    from edge.secrets import fleet_key
 
     config = state.config()
     if not config.fleet.enabled:

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from edge.bundle import BundleError, load_bundle
 from edge.config import Config
 from edge.errors import ConfigError
-from edge.fleet_codec import fleet_key
-from edge.secrets import mqtt_password
+from edge.secrets import fleet_key, mqtt_password
 from edge.signing import signature_key_id
 
 

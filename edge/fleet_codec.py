@@ -22,21 +22,15 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.config_fleet import FleetConfig
-from edge.errors import ConfigError, EdgeError
+from edge.errors import EdgeError
 
 FORMAT = 1
-CREDENTIAL_NAME = "fleet_key"
-MIN_KEY = 16  # characters
 MAX_EMBEDDINGS = 1000  # per person: a message claiming more is refused
 
 
@@ -102,29 +96,6 @@ def verified(payload: bytes, key: bytes, topic: str) -> dict[str, Any]:
 def person_key(key: bytes, name: str) -> str:
     """The topic's name for a person: HMAC of the case-folded name (names ignore case)."""
     return hmac.new(key, name.casefold().encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def fleet_key(config: FleetConfig, env: Mapping[str, str] | None = None) -> bytes:
-    """The fleet's secret, from ``key_file`` or the systemd credential; a ConfigError
-    says what is wrong."""
-    env = os.environ if env is None else env
-    path = config.key_file
-    if path is None and env.get("CREDENTIALS_DIRECTORY"):
-        candidate = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
-        path = candidate if candidate.is_file() else None
-    if path is None:
-        raise ConfigError(["[fleet] key_file: not set (and no systemd credential fleet_key): "
-                           "every device of the fleet needs the same secret, e.g. "
-                           "`head -c 32 /dev/urandom | base64 > /etc/edge-face/fleet.key`"])  # fmt: skip
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"[fleet] key_file: cannot read {path}: {exc}"]) from exc
-    secret = lines[0].strip() if lines else ""
-    if len(secret) < MIN_KEY:
-        raise ConfigError([f"[fleet] key_file: {path} holds {len(secret)} characters, at least "
-                           f"{MIN_KEY} needed (a random secret: head -c 32 /dev/urandom | base64)"])  # fmt: skip
-    return secret.encode()
 
 
 def _mac(key: bytes, topic: str, body: bytes) -> str:

@@ -29,6 +29,7 @@ from edge.gallery import (
     FIND_PERSON,
     RENAME_PERSON,
     Gallery,
+    _now,
     person_name,
 )
 
@@ -80,12 +81,6 @@ def digest(name: str, encoder_id: str | None, embeddings: tuple[Embedding, ...])
     return h.hexdigest()
 
 
-def _put(
-    key: str, version: Version, name: str, encoder: str | None, embeddings: tuple[Embedding, ...]
-) -> Change:
-    return Change(key, version, "put", name, encoder, embeddings)
-
-
 def local_changes(gallery: Gallery, secret: bytes, device: str, encoder_id: str) -> list[Change]:
     """What changed in this gallery since the fleet last looked, each with a new version
     and marked to publish. A person held for another encoder (kept out of this gallery)
@@ -104,7 +99,7 @@ def local_changes(gallery: Gallery, secret: bytes, device: str, encoder_id: str)
             if record is not None and not record.deleted and record.digest == d:
                 continue
             counter += 1
-            change = _put(key, Version(counter, device), name, encoder, embeddings)
+            change = Change(key, Version(counter, device), "put", name, encoder, embeddings)
             _record(conn, change, d, pending=True)
             changes.append(change)
         for key, record in held.items():
@@ -118,14 +113,12 @@ def local_changes(gallery: Gallery, secret: bytes, device: str, encoder_id: str)
     return changes
 
 
-def _record(
-    conn: sqlite3.Connection, change: Change, d: str, pending: bool, encoder: str | None = None
-) -> None:
+def _record(conn: sqlite3.Connection, change: Change, d: str, pending: bool) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO fleet (key, name, counter, device, digest, deleted, pending, encoder_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (change.key, change.name, change.version.counter, change.version.device, d,
-         int(change.op == "delete"), int(pending), encoder or change.encoder_id),
+         int(change.op == "delete"), int(pending), change.encoder_id),
     )  # fmt: skip
 
 
@@ -194,7 +187,7 @@ def pending(gallery: Gallery) -> list[Change]:
         if row is None:
             continue  # removed since: the next look at local changes makes its tombstone
         encoder, embeddings = _state(conn, row[0])
-        out.append(_put(r.key, r.version, row[1], encoder, embeddings))
+        out.append(Change(r.key, r.version, "put", row[1], encoder, embeddings))
     return out
 
 
@@ -203,12 +196,6 @@ def confirm(gallery: Gallery, key: str, version: Version) -> None:
     with gallery.db.write() as conn:
         conn.execute("UPDATE fleet SET pending = 0 WHERE key = ? AND counter = ? AND device = ?",
                      (key, version.counter, version.device))  # fmt: skip
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def summary(gallery: Gallery, encoder_id: str | None) -> dict[str, int]:

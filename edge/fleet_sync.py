@@ -182,7 +182,7 @@ class FleetSync:
 def fleet_for(config: Any, client: Any, encoder_id: str, env: Any = None) -> FleetSync | None:
     """The daemon's fleet sync when ``[fleet] enabled`` (started), else None; a
     ConfigError when the fleet key cannot be read."""
-    from edge.fleet_codec import fleet_key
+    from edge.secrets import fleet_key
 
     if not config.fleet.enabled:
         return None

@@ -215,10 +215,10 @@ class Pipeline:
             fired.extend((event, embedding.vector, view.quality) for event in votes)
             if self.sightings is not None:  # decided, kept quiet by a cooldown: kept, unsent
                 for event in self.tracker.quiet:
-                    crop = encode_crop(frame.image, event.box)
-                    self._keep(event, embedding.vector, view.quality, crop)
-        self.schedule.forget(self.tracker.live())
-        self.best.forget(self.tracker.live())
+                    self._keep(frame, event, embedding.vector, view.quality)
+        live = self.tracker.live()
+        self.schedule.forget(live)
+        self.best.forget(live)
         self.stats.embeddings += len(picked)
         watch.lap("match")
         events = [self._publish(frame, event, vector, q) for event, vector, q in fired]
@@ -229,24 +229,25 @@ class Pipeline:
         self, frame: Frame, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality
     ) -> RecognitionEvent:
         """The event with its crop and sighting id, handed to the sink."""
-        crop = None
-        if self.include_crop or self.sightings is not None:
-            crop = encode_crop(frame.image, event.box)
-        event = self._keep(event, vector, quality, crop)
+        crop = encode_crop(frame.image, event.box) if self.include_crop else None
+        event = self._keep(frame, event, vector, quality, crop)
         if self.include_crop:
             event = replace(event, crop_jpeg=crop)
         self.sink.publish(event)  # the tracker has logged it
         return event
 
-    def _keep(self, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality,
-              crop: bytes | None) -> RecognitionEvent:  # fmt: skip
+    def _keep(self, frame: Frame, event: RecognitionEvent, vector: np.ndarray,
+              quality: FaceQuality, crop: bytes | None = None) -> RecognitionEvent:  # fmt: skip
         """The decision kept in the sightings store (when enabled), with its sighting id:
-        the track's best face so far (``edge.best_face``), else the deciding one."""
+        the track's best face so far (``edge.best_face``), else the deciding one (its crop
+        encoded here unless given)."""
         if self.sightings is None:
             return event
         best = self.best.best(event.track_id)
         if best is not None:
             vector, quality, crop = best.vector, best.quality, best.crop
+        elif crop is None:
+            crop = encode_crop(frame.image, event.box)
         if crop is None:
             return event
         return replace(event, sighting_id=self.sightings.record(event, vector, crop, quality))
