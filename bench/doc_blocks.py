@@ -224,7 +224,9 @@ def recognition_thresholds(result: Result, doc: Path) -> str:
     if not ident:
         return f"`{b['name']}` carries no open-set table.\n\n" + source(result, doc)
     rates = ident["rates"]
-    head = ["gallery size (embeddings)"] + [f"tau at {100 * r:g}% strangers named" for r in rates]
+    head = ["gallery size (sqrt of embeddings x people)"] + [
+        f"tau at {100 * r:g}% strangers named" for r in rates
+    ]
     rows = [
         [f"{size:g}"] + [f"{t:.3f}" for t in taus]
         for size, taus in zip(ident["sizes"], ident["tau"], strict=True)

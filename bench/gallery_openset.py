@@ -27,7 +27,7 @@ from report_data import ENROLL, report_plans, worker_copies
 
 from edge.bundle import load_bundle
 from edge.config import RecognitionConfig
-from edge.decision import Policy, Rule, rank
+from edge.decision import Policy, Rule, gallery_size, rank
 from edge.engine import load_engine
 from edge.enroll import enroll_photos
 from edge.gallery import Gallery
@@ -117,7 +117,7 @@ def domain_run(engine: Any, bundle: Any, plan: Any, copies: dict[Path, Path]) ->
     known = list(zip(truths, known_scored, strict=True))
     stranger_paths = [copies[p] for ps in plan.strangers.values() for p in ps]
     strangers_raw, strangers, stranger_ms = probe_ranks(engine, matrix, policy, stranger_paths)
-    default = policy.rule(len(matrix.vectors))
+    default = policy.rule(gallery_size(len(matrix.vectors), len(matrix.names)))
     rows = {"default rule": score(default, known, strangers)}
     rows["bundle tau.verify"] = score(
         Rule(bundle.manifest.tau.verify), list(zip(truths, known_raw, strict=True)), strangers_raw

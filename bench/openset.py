@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from report_data import ENROLL, OpenSetPlan
 
 from edge.config import RecognitionConfig
-from edge.decision import Candidate, Rule
+from edge.decision import Candidate, Rule, gallery_size
 
 Run = dict[str, Any]  # a worker's .npz: paths, largest, n_faces, ...
 Ranked = list[tuple[str, float]]
@@ -229,12 +229,12 @@ def curve(s: Searches, margin: float) -> list[list[float]]:
 
 @dataclass(frozen=True)
 class Rules:
-    """A system's rules: ``of(n)`` for a gallery of n embeddings; those named in
-    ``scored`` compare cohort scores (``scale``: a probe's cohort scale), the others
+    """A system's rules: ``of(n)`` for a gallery of size n (``edge.decision.gallery_size``);
+    those named in ``scored`` compare cohort scores (``scale``: a probe's cohort scale), the others
     distances. The sweeps (``at_fpir``, ``curves``) use the scores when there are any:
     what the system's own rule compares."""
 
-    of: Callable[[int], dict[str, Rule]]
+    of: Callable[[float], dict[str, Rule]]
     scale: Callable[[NDArray[np.float64]], float] | None = None
     scored: frozenset[str] = frozenset()
     max_yaw: float = float("inf")  # the pose gate of the "default rule"
@@ -250,7 +250,7 @@ def rules_for(system: Any) -> Rules:
     bundle = load_bundle(Path(system.info["bundle"]))
     policy = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
 
-    def edge_rules(n: int) -> dict[str, Rule]:
+    def edge_rules(n: float) -> dict[str, Rule]:
         return {"default rule": policy.rule(n), "bundle tau.verify": Rule(system.threshold)}
 
     if not policy.scored:
@@ -265,7 +265,7 @@ def figures(run: Run, plan: OpenSetPlan, metric: str, rules: Rules) -> dict[str,
     """One system on one domain's plan, by its own rules."""
     raw = Searches(run, plan, metric)
     s = raw if rules.scale is None else Searches(run, plan, metric, rules.scale)
-    named = rules.of(s.embeddings)
+    named = rules.of(gallery_size(s.embeddings, len(s.people)))
     margins = sorted({0.0} | {r.margin for r in named.values()})
     return {
         "domain": plan.domain,

@@ -12,19 +12,18 @@ the benchmarks and the export stage's tables) decides through this module.
   (``model_export.impostors``; the manifest's ``identify`` table, :class:`OpenSetTable`):
   a margin (the nearest person must beat the second-nearest by it) and a tau that keeps
   the share of strangers given a name at ``strangers_accepted`` (1%) for a gallery of
-  this size; a bigger gallery gets a stricter tau. ``[recognition] tau`` and ``margin``
-  override them. A face nearer to one of a person's impostor faces is not them.
-- **Cohort normalization** (:class:`Cohort`): a bundle that ships a cohort (faces of its
-  calibrate people, nobody a user enrolls) has its open-set table in scores, not
-  distances: a probe's distance to each enrolled person divided by the mean of its ``k``
-  smallest distances to the cohort. Where everyone looks alike to the encoder (a camera's
-  light and angle, a collection of tight crops) the cohort comes near too, the scores
-  grow, and one threshold keeps naming the same share of strangers across domains
-  (research/openset_rules.py). ``[recognition] tau`` is a plain distance and turns it off.
-- **Quality gates** (:class:`FaceQuality`): a face under ``min_face`` pixels is not
-  looked at (the daemon's ``[camera] min_face``); a face too blurry to trust
-  (``[recognition] min_sharpness``) or turned too far (``[recognition] max_yaw``) is
-  never named; enrollment has its own, stricter gates (:func:`enrollment_problem`).
+  this size (:func:`gallery_size`); a bigger gallery gets a stricter tau. ``[recognition]
+  tau`` and ``margin`` override them. A face nearer to one of a person's impostor faces
+  is not them.
+- **Cohort normalization** (:class:`Cohort`): with a cohort (every photo of the bundle's
+  calibrate people) the open-set table is in scores: a probe's distances divided by the
+  mean of its ``k`` smallest to the cohort. Where everyone looks alike to the encoder (a
+  camera's light and angle) the cohort comes near too, and one threshold names about the
+  same share of strangers across domains (research/cohort_faces.py). ``[recognition]
+  tau`` is a plain distance and turns it off.
+- **Quality gates** (:class:`FaceQuality`): a face under ``[camera] min_face`` pixels is
+  not looked at; one too blurry (``[recognition] min_sharpness``) or turned too far
+  (``max_yaw``) is never named; enrollment has stricter gates (:func:`enrollment_problem`).
 """
 
 from __future__ import annotations
@@ -42,14 +41,10 @@ from edge.types import BBox, GalleryMatrix, Match
 
 #: the default target: at most 1% of strangers are given a name
 DEFAULT_STRANGERS = 0.01
-#: enrollment: the detector box's shorter side, in the photo's pixels
-ENROLL_MIN_FACE_PX = 50
-#: enrollment: the aligned face's sharpness (variance of the Laplacian, edge.quality)
-ENROLL_MIN_SHARPNESS = 10.0
-#: a face turned further than this (edge.quality.yaw, in inter-eye distances) is never
-#: named: chosen on select people (research/bundle_rule.py) among 0.4, 0.5, 0.6 and none.
-#: With the SFace bundle it halved the CFP profiles of strangers given a name (10 of 989
-#: to 6) and left every LFW and CFP near-frontal probe's name; 0.4 cost 3 of 50 LFW names.
+#: enrollment: the detector box's shorter side (photo pixels), the aligned face's sharpness
+ENROLL_MIN_FACE_PX, ENROLL_MIN_SHARPNESS = 50, 10.0
+#: a face turned further (edge.quality.yaw, inter-eye distances) is never named: chosen on
+#: select people among 0.4, 0.5, 0.6 and none (research/OPENSET.md, research/bundle_rule.py)
 DEFAULT_MAX_YAW = 0.5
 
 Metric = Literal["euclidean", "cosine"]
@@ -150,10 +145,8 @@ def _increasing(name: str, values: tuple[float, ...], low: float, high: float) -
 
 @dataclass(frozen=True, slots=True)
 class OpenSetTable:
-    """The bundle's open-set table (manifest ``identify``): for galleries of ``sizes``
-    embeddings and target shares ``rates`` of strangers named, the tau that gives that
-    share (``tau[size][rate]``), measured with ``margin``. Checked on load: a malformed
-    table is a bundle error, not a KeyError at the first face."""
+    """The manifest's ``identify`` table: per gallery size and target share of strangers
+    named, the tau that gives it (``tau[size][rate]``) with ``margin``. Checked on load."""
 
     margin: float
     sizes: tuple[float, ...]
@@ -181,12 +174,10 @@ class OpenSetTable:
             tuple(tuple(float(v) for v in row) for row in table["tau"]),
         )
 
-    def tau_for(self, comparisons: int, strangers_accepted: float) -> float:
-        """tau for a gallery of ``comparisons`` embeddings at a target share of strangers
-        accepted, interpolated (in logs) in the table. A gallery larger than the table's
-        largest continues its last step (in log size), never looser: a stranger meets more
-        faces there, and the largest size's tau would name more than the target. A rate
-        outside the table's is clamped to it."""
+    def tau_for(self, comparisons: float, strangers_accepted: float) -> float:
+        """tau for a gallery of this size (:func:`gallery_size`) at a target share of
+        strangers accepted, interpolated in logs. Past the largest size the last step goes
+        on, never looser (a stranger meets more faces); a rate outside is clamped."""
         sizes = np.log10(self.sizes)
         taus = np.asarray(self.tau)  # [size][rate]
         n = math.log10(max(1, comparisons))
@@ -195,6 +186,13 @@ class OpenSetTable:
             slope = np.minimum(0.0, (taus[-1] - taus[-2]) / (sizes[-1] - sizes[-2]))
             by_rate = [max(0.0, float(t)) for t in taus[-1] + slope * (n - sizes[-1])]
         return float(np.interp(math.log10(strangers_accepted), np.log10(self.rates), by_rate))
+
+
+def gallery_size(embeddings: int, people: int) -> float:
+    """The size the table is read at: sqrt(embeddings x people). It is simulated with one
+    photo each; a person's m photos are about sqrt(m) chances for a stranger, not m, on
+    select people (research/cohort_faces.py; docs/RECOGNITION.md)."""
+    return math.sqrt(max(embeddings, 0) * max(people, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +257,8 @@ class Policy:
         """One-to-one: the same person iff the distance is within the threshold."""
         return d <= self.verify_threshold()
 
-    def rule(self, comparisons: int) -> Rule:
-        """The identification rule for a gallery of ``comparisons`` embeddings."""
+    def rule(self, comparisons: float) -> Rule:
+        """The identification rule for a gallery of this size (:func:`gallery_size`)."""
         table = self.open_set
         if table is None:
             tau = self.identify_tau if self.tau is None else self.tau
@@ -284,7 +282,8 @@ class Policy:
         return match
 
     def for_gallery(self, gallery: GalleryMatrix) -> Decider:
-        return Decider(self, gallery, self.rule(len(gallery.vectors)))
+        size = gallery_size(len(gallery.vectors), len(gallery.names))
+        return Decider(self, gallery, self.rule(size))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 The file hashes protect the models, not the manifest's own numbers: an edited
 ``tau.identify`` of 2.0 with the open-set table deleted would make the daemon name every
 stranger. These checks refuse values that cannot come from a build, measured against the
-bundle's own strangers where it has them (the cohort: one face each of many calibration
-people, hashed in the manifest):
+bundle's own strangers where it has them (the cohort's first faces: one each of many
+calibration people, the build puts them first; hashed in the manifest):
 
 - a distance threshold (``tau.verify``, and ``tau.identify`` when the bundle has no
   open-set table) at or beyond 99% of the distances between two cohort strangers would
@@ -47,8 +47,8 @@ STRANGER_QUANTILE = 0.99
 
 
 def stranger_pairs(cohort: Cohort, metric: str) -> np.ndarray:
-    """Distances between the first ``MAX_FACES`` cohort faces (inf on the diagonal),
-    computed once for both checks below."""
+    """Distances between the first ``MAX_FACES`` cohort faces, different people (inf on the
+    diagonal), computed once for both checks below."""
     v = cohort.vectors[:MAX_FACES]
     d = distance(v, v, metric).astype(np.float64)
     np.fill_diagonal(d, np.inf)

@@ -289,7 +289,7 @@ def calibrate(bundle: Path, out: Path | None, data: Path | None) -> None:
     click.echo(table([("bundle", str(path)), ("encoder id", manifest["encoder_id"]),
                       ("cohort", f"{cohort['faces']} faces, k {cohort['k']}"),
                       ("margin", ident["margin"]),
-                      ("tau.identify (100 embeddings, 1%)", f"{manifest['tau']['identify']:.4f}")]))  # fmt: skip
+                      ("tau.identify (gallery of 100, 1%)", f"{manifest['tau']['identify']:.4f}")]))  # fmt: skip
 
 
 @main.command()

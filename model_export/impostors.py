@@ -12,7 +12,7 @@ strangers accepted, the tau that gives it is read off the strangers'
 distances, and the share of known probes then named correctly is measured. The margin
 that names the most people correctly at 1% strangers accepted becomes the bundle's.
 
-With a cohort (the build's default: the first photos themselves, shipped in the bundle),
+With a cohort (the build's default: every photo of these people, shipped in the bundle),
 every distance is first divided by its probe's cohort scale, so the table's taus and
 margins are in cohort scores (edge.decision): the same tau then names about the same
 share of strangers on another camera or collection, where everyone's distances shrink or
@@ -37,7 +37,9 @@ MARGINS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12]
 MIN_PEOPLE = 110  # the margin is chosen on galleries of 10 people and more
 MIN_DOMAIN = 40  # a second domain's own galleries need this many people
 MIN_DOMAIN_STRANGERS = 30  # and leave at least this many strangers outside a gallery
-COHORT_K = 50  # a probe is judged against its 50 nearest cohort faces (research/openset_rules)
+#: a probe is judged against its 20 nearest cohort faces: chosen on select people among 10,
+#: 20 and 50 (research/cohort_faces.py; 10 and 20 alike there, 20 the steadier mean)
+COHORT_K = 20
 
 
 def _two_nearest(
@@ -56,25 +58,32 @@ def scales_outside(
     left_out: NDArray[np.intp],
     k: int,
     own: NDArray[np.intp] | None = None,
+    owner: NDArray[np.intp] | None = None,
 ) -> NDArray[np.float64]:
     """The cohort scales of probes ``rows`` (row i of ``to_cohort``: probe i's distances to
-    the cohort, whose face i is person i) with the cohort faces ``left_out`` (a simulated
-    gallery's people) and each probe's own face left out, as on a device: nobody enrolled
-    there is in the bundle's cohort, and nor is whoever stands at the door. Left in, a
-    stranger who resembles an enrolled person would have that person among its nearest
-    cohort faces, a smaller scale and a larger score: the simulation would see fewer
-    strangers named than a device does. ``own``: each probe's person (its cohort face)
-    where the probe is not that person's first photo (default: ``rows``)."""
+    the cohort) with the cohort faces of the people ``left_out`` (a simulated gallery's)
+    and of each probe's own person left out, as on a device: nobody enrolled there is in
+    the bundle's cohort, and nor is whoever stands at the door. Left in, a stranger who
+    resembles an enrolled person would have that person among its nearest cohort faces, a
+    smaller scale and a larger score: the simulation would see fewer strangers named than
+    a device does. ``owner``: each cohort face's person (default: face i is person i);
+    ``own``: each probe's person where the probe is not that person's first photo
+    (default: ``rows``)."""
     d = to_cohort[rows].copy()
-    d[:, left_out] = np.inf
-    d[np.arange(len(rows)), rows if own is None else own] = np.inf
+    mine = rows if own is None else own
+    if owner is None:
+        d[:, left_out] = np.inf
+        d[np.arange(len(rows)), mine] = np.inf
+    else:
+        d[:, np.isin(owner, left_out)] = np.inf
+        d[owner[None, :] == np.asarray(mine)[:, None]] = np.inf
     return cohort_scale(d, k)
 
 
 def _simulate(
     d_first: NDArray[np.float64],
     d_second: NDArray[np.float64],
-    scaled: tuple[NDArray[np.float64], NDArray[np.float64], int] | None,
+    scaled: Scaling | None,
     members: NDArray[np.intp],
     q: int,
     sizes: list[int],
@@ -105,15 +114,16 @@ def _simulate(
             d_out = d_first[np.ix_(outside, gallery)]
             d_known = d_second[np.ix_(known, gallery)]
             if scaled is not None:
-                c_first, c_second, k = scaled
-                d_out = d_out / scales_outside(c_first, outside, gallery, k)[:, None]
-                d_known = d_known / scales_outside(c_second, known, gallery, k)[:, None]
+                c, k, who = scaled, scaled.k, scaled.owner
+                d_out = d_out / scales_outside(c.first, outside, gallery, k, owner=who)[:, None]
+                d_known = d_known / scales_outside(c.second, known, gallery, k, owner=who)[:, None]
             if more is not None:
                 rows = np.flatnonzero(inside[more.owner])
                 d_more = more.to_first[np.ix_(rows, gallery)]
                 if scaled is not None:
-                    d_more = d_more / scales_outside(more.to_cohort, rows, gallery, scaled[2],
-                                                     own=more.owner[rows])[:, None]  # fmt: skip
+                    d_more = d_more / scales_outside(more.to_cohort, rows, gallery, scaled.k,
+                                                     own=more.owner[rows],
+                                                     owner=scaled.owner)[:, None]  # fmt: skip
                 d_out = np.concatenate([d_out, d_more])
             s1, s2, _ = _two_nearest(d_out)
             k1, k2, top = _two_nearest(d_known)
@@ -122,6 +132,17 @@ def _simulate(
                 acc[key].append(value)
         out[n] = {k: np.concatenate(v) for k, v in acc.items()}
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """The first and second photos' distances to the cohort, its ``k``, and each cohort
+    face's person (an index of the first photos; None: face i is person i)."""
+
+    first: NDArray[np.float64]
+    second: NDArray[np.float64]
+    k: int
+    owner: NDArray[np.intp] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +217,14 @@ def open_set_table(
     cohort_k: int = COHORT_K,
     domains: NDArray[np.str_] | None = None,
     more: tuple[NDArray[np.float32], NDArray[np.intp]] | None = None,
+    cohort_owner: NDArray[np.intp] | None = None,
 ) -> dict[str, object]:
     """``first``: one embedding per person (P people); ``second``: another photo of the
     first Q of them. Returns the chosen margin and its tau for every (gallery size, rate).
-    With ``cohort`` (row i: person i's face, as the bundle ships it), the table is in
-    cohort scores (``edge.decision``): every distance divided by its probe's scale, the
-    probe's own person and the gallery's people left out of the cohort (as on a device).
+    With ``cohort`` (the faces the bundle ships; ``cohort_owner``: each one's person, an
+    index of ``first``; default: row i is person i), the table is in cohort scores
+    (``edge.decision``): every distance divided by its probe's scale, the probe's own
+    person and the gallery's people left out of the cohort (as on a device).
 
     ``domains`` (one label per person, e.g. ``lfw`` and ``cfp``): galleries are simulated
     within each domain (a camera's enrolled people and its strangers come from the same
@@ -222,8 +245,9 @@ def open_set_table(
     d_second = distance(second, first, metric).astype(np.float64)
     scaled = None
     if cohort is not None:
-        scaled = (distance(first, cohort, metric).astype(np.float64),
-                  distance(second, cohort, metric).astype(np.float64), cohort_k)  # fmt: skip
+        who = None if cohort_owner is None else np.asarray(cohort_owner, np.intp)
+        scaled = Scaling(distance(first, cohort, metric).astype(np.float64),
+                         distance(second, cohort, metric).astype(np.float64), cohort_k, who)  # fmt: skip
     extra = None
     if more is not None and len(more[0]):
         vectors, owner = more

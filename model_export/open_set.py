@@ -42,11 +42,17 @@ def fit_into(
     domains: NDArray[np.str_] | None = None,
     more: tuple[NDArray[np.float32], NDArray[np.intp]] | None = None,
 ) -> None:
-    """Write the cohort (``first``: one face per calibrate person, as float16, what the
-    device reads) into ``staging`` and the table, the cohort's entry and tau.identify into
-    ``manifest``. ``second``: another face of the first people, in the same order; ``domains``: each
-    first face's domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``);
-    ``more``: further faces and the index of each one's person, searched as strangers too."""
+    """Write the cohort (every face given: the first photo of each calibrate person, the
+    second photos, the further ones; as float16, what the device reads) into ``staging``
+    and the table, the cohort's entry and tau.identify into ``manifest``. ``second``:
+    another face of the first people, in the same order; ``domains``: each first face's
+    domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``); ``more``:
+    further faces and the index of each one's person, searched as strangers too.
+
+    Every photo goes into the cohort, not one per person (research/cohort_faces.py, on
+    select people): with one face each, CFP's 87 people against LFW's 665 made a CFP
+    probe's 50 nearest cohort faces most of CFP, its scale large and its scores small, so
+    one table named too many CFP strangers and too few LFW ones."""
     if len(first) < MIN_PEOPLE:
         raise OpenSetError(
             f"only {len(first)} calibrate people are left to fit the open-set table on (at "
@@ -54,27 +60,32 @@ def fit_into(
             "the train people of data/splits.json (model-export train's default), or give "
             "--calibration DIR"
         )
-    cohort = first.astype(np.float16)
+    none = (np.zeros((0, first.shape[1]), np.float32), np.zeros(0, np.intp))
+    further = none if more is None else more
+    # the first photos first: edge.manifest_checks reads the first faces as different people
+    cohort = np.concatenate([first, second, further[0]]).astype(np.float16)
+    owner = np.concatenate([np.arange(len(first)), np.arange(len(second)), further[1]])
     np.save(staging / COHORT_FILE, cohort, allow_pickle=False)
     table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32),
-                           domains=domains, more=more)  # fmt: skip
-    further = 0 if more is None else len(more[0])
+                           domains=domains, more=more, cohort_owner=owner)  # fmt: skip
     table["people_from"] = (
         f"{len(first)} calibrate people of data/splits.json (first and second photo; "
-        f"{further} further photos searched as strangers)"
+        f"{len(further[0])} further photos searched as strangers)"
     )
     manifest["identify"] = table
     manifest["cohort"] = {
         "file": COHORT_FILE,
         "k": COHORT_K,
         "faces": len(cohort),
-        "how": "the first face of each calibrate person (float16): identification divides "
+        "people": len(first),
+        "how": f"every photo of the {len(first)} calibrate people the table was fitted on "
+        "(first, second and further near-frontal photos; float16): identification divides "
         f"a probe's distances by the mean of its {COHORT_K} nearest (edge.decision)",
     }
     tau = OpenSetTable.from_json(table).tau_for(100, DEFAULT_STRANGERS)
     manifest["tau"]["identify"] = tau
     manifest["tau"]["identify_how"] = (
-        f"a cohort score, for a gallery of 100 embeddings at {DEFAULT_STRANGERS:.0%} strangers "
+        f"a cohort score, for a gallery of size 100 at {DEFAULT_STRANGERS:.0%} strangers "
         f"accepted, with margin {table['margin']}; the device recomputes it for its own "
         "gallery size (edge.decision)"
     )

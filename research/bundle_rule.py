@@ -6,7 +6,7 @@ bench`` reports it on ``report`` people.
 
   .venv/bin/python -m research.bundle_rule --bundle build/bundle-sface [--bundle ...]
 
-Each gallery's tau is the bundle's for its number of embeddings at 1% (the default
+Each gallery's tau is the bundle's for its size (``edge.decision.gallery_size``) at 1% (the default
 ``strangers_accepted``); also shown: the share of strangers named at the stricter
 targets the table holds. Faces come from the ``research.face_table`` tables.
 """
@@ -55,7 +55,7 @@ KEYS = {
 
 
 def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
-            rate: float, max_yaw: float = np.inf, key: str = "embeddings") -> dict[str, Any]:  # fmt: skip
+            rate: float, max_yaw: float = np.inf, key: str = "geometric") -> dict[str, Any]:  # fmt: skip
     p = dataclasses.replace(policy, strangers_accepted=rate)
     counts = {k: 0 for k in ("mated", "correct", "wrong", "strangers", "named",
                              "profile_mated", "profile_wrong", "profile_strangers",
@@ -103,7 +103,7 @@ def main() -> None:
                     help="also measure a pose gate: faces turned more are never named")  # fmt: skip
     ap.add_argument("--role", default="select", choices=("calibrate", "select"))
     ap.add_argument("--key", action="append", choices=sorted(KEYS), default=[],
-                    help="count a gallery's size in these (default: embeddings)")  # fmt: skip
+                    help="count a gallery's size in these too (default: the device's, geometric)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bundle_rule.json"
@@ -118,9 +118,9 @@ def main() -> None:
         rows = results[str(bundle_dir)] = []
         print(f"\n{bundle_dir}  {bundle.raw['encoder_id']}")
         for domain in ("lfw", "cfp"):
-            for rate, max_yaw, key in [(0.01, np.inf, "embeddings"), (0.005, np.inf, "embeddings"),
-                                       (0.002, np.inf, "embeddings")] + [
-                (0.01, y, "embeddings") for y in args.max_yaw
+            for rate, max_yaw, key in [(0.01, np.inf, "geometric"), (0.005, np.inf, "geometric"),
+                                       (0.002, np.inf, "geometric")] + [
+                (0.01, y, "geometric") for y in args.max_yaw
             ] + [(0.01, np.inf, k) for k in args.key]:  # fmt: skip
                 r = measure(policy, t, domain, args.gallery, args.repeats, rate, max_yaw, key)
                 rows.append({"domain": domain, **r})

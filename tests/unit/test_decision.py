@@ -23,6 +23,7 @@ from edge.decision import (
     cohort_scale,
     distance,
     enrollment_problem,
+    gallery_size,
     rank,
 )
 from edge.gallery import Gallery, Sample
@@ -146,6 +147,21 @@ def test_a_gallery_beyond_the_table_is_never_given_a_looser_tau() -> None:
     assert rising.tau_for(10**4, 0.01) == pytest.approx(0.45)  # a rise is not followed
     steep = OpenSetTable(0.0, (1, 10), (0.01,), ((0.5,), (0.1,)))
     assert steep.tau_for(10**4, 0.01) == 0.0  # nothing named, never a negative tau
+
+
+def test_a_gallery_is_read_at_the_geometric_mean_of_its_embeddings_and_people() -> None:
+    assert gallery_size(10, 10) == 10  # one photo each: the simulated galleries
+    assert gallery_size(90, 10) == pytest.approx(30)  # 9 photos each count 3 times, not 9
+    assert gallery_size(0, 0) == 0
+    table = OpenSetTable.from_json(TABLE)
+    one = [[1.0, 0.0]]
+    ten_of_one = matrix(**{f"p{i}": one for i in range(10)})
+    ten_of_ten = matrix(**{f"p{i}": one * 10 for i in range(10)})
+    hundred = matrix(**{f"p{i}": one for i in range(100)})
+    p = policy(open_set=table)
+    assert p.for_gallery(ten_of_one).rule.tau == pytest.approx(0.55)  # read at 10
+    assert p.for_gallery(ten_of_ten).rule.tau == pytest.approx(0.525, abs=1e-3)  # at 31.6
+    assert p.for_gallery(hundred).rule.tau == pytest.approx(0.5)  # at 100
 
 
 def test_identify_tau_tightens_as_the_gallery_grows() -> None:
@@ -288,7 +304,8 @@ def test_the_deciders_tau_follows_its_gallerys_size() -> None:
     one = matrix(A=[[0.0, 0.0]])
     hundred = matrix(A=[[float(i), 0.0] for i in range(100)])
     assert policy(open_set=table).for_gallery(one).rule.tau == pytest.approx(0.6)
-    assert policy(open_set=table).for_gallery(hundred).rule.tau == pytest.approx(0.5)
+    # one person's 100 photos: read at sqrt(100 x 1) = 10 (gallery_size)
+    assert policy(open_set=table).for_gallery(hundred).rule.tau == pytest.approx(0.55)
 
 
 # --- enrollment gates ------------------------------------------------------------------

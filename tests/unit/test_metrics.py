@@ -210,3 +210,40 @@ def test_further_photos_are_searched_as_strangers_outside_their_gallery() -> Non
     # n - 10 strangers' first photos, and then their two further photos each
     assert len(sims[0][10]["s1"]) == n - 10
     assert len(sims[1][10]["s1"]) == 3 * (n - 10)
+
+
+def test_a_cohort_of_several_photos_each_leaves_out_every_photo_of_a_left_out_person() -> None:
+    """With ``owner`` (each cohort face's person), a gallery's people and the probe's own
+    person lose all their faces, not only the one at their index."""
+    from model_export.impostors import scales_outside
+
+    cohort = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [4.0, 0.0], [1.1, 0.0]], np.float32)
+    owner = np.array([0, 1, 2, 3, 1])  # face 4 is a second photo of person 1
+    probe = np.array([[0.0, 0.1]], np.float32)  # a stranger's photo, person 0
+    d = np.linalg.norm(probe[:, None] - cohort[None], axis=2).astype(np.float64)
+    gallery = np.array([1])
+    left = scales_outside(d, np.array([0]), gallery, 2, owner=owner)
+    assert left.tolist() == pytest.approx([(d[0, 2] + d[0, 3]) / 2])  # faces 1 and 4 out
+    by_index = scales_outside(d, np.array([0]), gallery, 2)  # the old reading: face 1 only
+    assert by_index.tolist() == pytest.approx([(d[0, 2] + d[0, 4]) / 2])
+
+
+def test_the_build_ships_every_photo_it_fitted_on_as_the_cohort(tmp_path: Path) -> None:
+    from model_export.impostors import COHORT_K, MIN_PEOPLE
+    from model_export.open_set import COHORT_FILE, fit_into
+
+    rng = np.random.default_rng(7)
+    n = MIN_PEOPLE + 10
+    first = rng.normal(size=(n, 8)).astype(np.float32)
+    second = first[:20] + rng.normal(scale=0.3, size=(20, 8)).astype(np.float32)
+    owner = np.repeat(np.arange(20, 40), 3)
+    further = first[owner] + rng.normal(scale=0.3, size=(60, 8)).astype(np.float32)
+    manifest: dict = {"tau": {}}
+    fit_into(tmp_path, manifest, first, second, "euclidean", more=(further, owner))
+    cohort = np.load(tmp_path / COHORT_FILE)
+    assert cohort.shape == (n + 20 + 60, 8) and cohort.dtype == np.float16
+    # the first photos first (edge.manifest_checks reads them as different people)
+    assert np.allclose(cohort[:n], first, atol=1e-2)
+    assert manifest["cohort"]["faces"] == n + 80 and manifest["cohort"]["people"] == n
+    assert manifest["cohort"]["k"] == COHORT_K
+    assert "60 further photos" in manifest["identify"]["people_from"]
