@@ -174,6 +174,7 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
     encoder_id = bundle.raw["encoder_id"]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700: the service user must be able to read it
     try:
         for name in bundle.raw["files"]:
             if name != COHORT_FILE:

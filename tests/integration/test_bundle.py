@@ -136,6 +136,7 @@ def test_calibrate_fits_the_builds_own_rule_again(
     assert np.allclose(table["tau"], built["identify"]["tau"], atol=1e-3)
     assert refit.raw["files"]["encoder.tflite"] == built["files"]["encoder.tflite"]
     assert "model-export calibrate" in refit.raw["cohort"]["fitted_by"]
+    assert out.stat().st_mode & 0o777 == 0o755  # readable by the service user
     # in place: replaced only by a bundle that verifies; a missing bundle is a clear error
     again = CliRunner().invoke(
         export_cli, ["calibrate", "--bundle", str(out), "--data", str(face_data)]
