@@ -26,16 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import load_bundle
-from edge.config import RecognitionConfig
 from edge.decision import Cohort, OpenSetTable
-from edge.recognize import policy_for
 from model_export.data import data_root
 from model_export.impostors import open_set_table
 from research.bundle_rule import measure, pct
-from research.face_table import build_table
-from research.openset_rules import Table
-from research.stranger_photos import faces
+from research.stranger_photos import inputs
 
 logger = logging.getLogger("research.cohort_faces")
 
@@ -63,12 +58,8 @@ def main() -> None:
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
-        bundle = load_bundle(bundle_dir)
-        metric = bundle.manifest.encoder.metric
-        cal = Table.load(build_table(bundle_dir, "calibrate", root))
-        sel = Table.load(build_table(bundle_dir, "select", root))
-        first, second, domains, extra, owner = faces(cal, 8)
-        base = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
+        base, sel, (first, second, domains, extra, owner) = inputs(bundle_dir, root, 8)
+        metric = base.metric
         print(f"\n{bundle_dir}: {len(first)} people, {len(second)} second and "
               f"{len(extra)} further photos")  # fmt: skip
         rows = out[str(bundle_dir)] = []

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.bundle import load_bundle
 from edge.config import RecognitionConfig
-from edge.decision import Cohort, OpenSetTable
+from edge.decision import Cohort, OpenSetTable, Policy
 from edge.recognize import policy_for
 from model_export.data import data_root
 from model_export.impostors import COHORT_K, open_set_table
@@ -33,9 +33,10 @@ from research.face_table import build_table
 from research.openset_rules import Table
 
 logger = logging.getLogger("research.stranger_photos")
+Faces = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def faces(t: Table, more: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def faces(t: Table, more: int) -> Faces:
     """first, second, domains (as ``model_export.open_set.open_set_faces`` orders them:
     people with two photos first), and the further photos with their person's index."""
     by: dict[str, list[int]] = {}
@@ -54,6 +55,16 @@ def faces(t: Table, more: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             t.vec[extra].astype(np.float32), np.array(owner, np.intp))  # fmt: skip
 
 
+def inputs(bundle_dir: Path, root: Path, more: int) -> tuple[Policy, Table, Faces]:
+    """The device's default policy for the bundle, its select face table, and the
+    calibrate faces the build's simulation takes (:func:`faces`)."""
+    bundle = load_bundle(bundle_dir)
+    cal = Table.load(build_table(bundle_dir, "calibrate", root))
+    sel = Table.load(build_table(bundle_dir, "select", root))
+    policy = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
+    return policy, sel, faces(cal, more)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -67,15 +78,11 @@ def main() -> None:
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
-        bundle = load_bundle(bundle_dir)
-        metric = bundle.manifest.encoder.metric
-        cal = Table.load(build_table(bundle_dir, "calibrate", root))
-        sel = Table.load(build_table(bundle_dir, "select", root))
-        first, second, domains, extra, owner = faces(cal, args.more)
+        base, sel, (first, second, domains, extra, owner) = inputs(bundle_dir, root, args.more)
+        metric = base.metric
         cohort = first.astype(np.float16).astype(np.float32)
         print(f"\n{bundle_dir}: {len(first)} people ({len(second)} with two photos), "
               f"{len(extra)} further photos")  # fmt: skip
-        base = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
         variants = {"the bundle's own table": base}
         for name, more in (
             ("first photos only", None),
