@@ -106,7 +106,7 @@ check-arm64: venv
 # installed by the benchmark in its own venv under build/: writes
 # bench/results/benchmarks.json, docs/BENCHMARKS.md and docs/benchmarks/*.png (bench/README.md);
 # then the clusters, the feedback and every encoder in every quantization (docs/ENCODERS.md),
-# so that every figure in README and docs/ comes from this one run. About 70 minutes on 2
+# so that every figure in README and docs/ comes from this one run. About 80 minutes on 2
 # cores with the bundles cached, 40 more the first time (bench/encoders.py builds 6 bundles).
 bench: bundle
 	$(PY) bench/suite.py --bundle build/bundle-sface --bundle build/bundle --bundle models/edge-face-dlib-cut
