@@ -31,7 +31,8 @@ import peer_venv
 import report
 import speed
 
-from model_export.data import Pair, data_root, read_pairs
+from model_export import splits
+from model_export.data import Pair, data_root
 from model_export.metrics import accuracy_at, verification_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -197,8 +198,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started, load_start = time.time(), os.getloadavg()
     root = data_root()
-    pairs_file = args.pairs or root / "lfw_protocol" / "pairs_dev.txt"
-    pairs = limit_pairs(read_pairs(pairs_file, root / "lfw"), args.limit_pairs)
+    pairs_file = args.pairs or root / splits.PAIRS_FILE
+    pairs = limit_pairs(splits.protocol_pairs(root, pairs_file), args.limit_pairs)
     images = sorted({p.left for p in pairs} | {p.right for p in pairs})
     print(f"{len(pairs)} pairs, {len(images)} photos, {len({p.fold for p in pairs})} folds")
 

@@ -67,12 +67,10 @@ def build_bundle(encoder: str, quantization: str) -> Path:
 def measure(bundles: dict[str, Path], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """bench/suite.py's accuracy figures for each bundle, on the same inputs."""
     from model_export import splits
-    from model_export.data import data_root, read_pairs
+    from model_export.data import data_root
 
     root, split = data_root(), splits.load()
-    pairs = limit_pairs(
-        read_pairs(root / "lfw_protocol" / "pairs_dev.txt", root / "lfw"), args.limit_pairs
-    )
+    pairs = limit_pairs(splits.protocol_pairs(root), args.limit_pairs)
     inputs = report_data.prepare(
         root, split, pairs, CACHE, args.people, args.strangers, args.cfp_people, args.cfp_strangers
     )

@@ -35,9 +35,10 @@ from edge.engine import load_engine
 from edge.images import read_image
 from edge.types import Detection
 from model_export.assets import SFACE, wheel_asset
-from model_export.data import data_root, read_pairs
+from model_export.data import data_root
 from model_export.faces import median_detection, nearest_to_centre
 from model_export.metrics import accuracy_at, verification_report
+from model_export.splits import protocol_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT = REPO / "bench" / "results" / "sface_vs_opencv.json"
@@ -79,7 +80,7 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     root = data_root()
-    pairs = read_pairs(root / "lfw_protocol" / "pairs_dev.txt", root / "lfw")
+    pairs = protocol_pairs(root)
     if args.limit_pairs:
         pairs = pairs[:: max(1, len(pairs) // args.limit_pairs)]
     bundle = load_bundle(ensure_bundle(args.bundle))

@@ -42,7 +42,7 @@ import timing
 from encoder_vs_dlib import limit_pairs
 
 from model_export import splits
-from model_export.data import data_root, read_pairs
+from model_export.data import data_root
 
 REPO = peers.REPO
 RESULT = REPO / "bench" / "results" / "benchmarks.json"
@@ -235,8 +235,8 @@ def main() -> None:
         return
     root, split = data_root(), splits.load()
     load_start = os.getloadavg()
-    pairs_file = args.pairs or root / "lfw_protocol" / "pairs_dev.txt"
-    pairs = limit_pairs(read_pairs(pairs_file, root / "lfw"), args.limit_pairs)
+    pairs_file = args.pairs or root / splits.PAIRS_FILE
+    pairs = limit_pairs(splits.protocol_pairs(root, pairs_file), args.limit_pairs)
     inputs = report_data.prepare(
         root,
         split,

@@ -157,7 +157,8 @@ def build(out: Path, encoder: str, quantization: str, target: str, data: Path | 
     "--pairs",
     type=ExistingFile,
     default=None,
-    help="LFW-format pairs file (default DATA/lfw_protocol/pairs_dev.txt).",
+    help="LFW-format pairs file (default: DATA/lfw_protocol/pairs_dev.txt's folds 1-3, the "
+    "report people's).",
 )
 @click.option(
     "--images", type=ExistingDir, default=None, help="Root of the photos (default DATA/lfw)."
@@ -175,8 +176,9 @@ def evaluate(bundle: Path, pairs: Path | None, images: Path | None, json_out: Pa
              with_float: bool, data: Path | None) -> None:  # fmt: skip
     """Evaluate a bundle on the LFW protocol through the device code path.
 
-    The LFW View 2 pairs' people are the report people of data/splits.json: no bundle is
-    fitted on them. A trained encoder's bundle is evaluated on its own held-out pairs by
+    By default the LFW View 2 pairs of folds 1-3, whose people are the report people of
+    data/splits.json: no bundle is fitted on them (folds 4-5 are calibrate and select
+    people). A trained encoder's bundle is evaluated on its own held-out pairs by
     default. Accuracy is k-fold (tau chosen on the other folds); tau is chosen on all
     folds; TAR is read at FAR 1e-3.
 
@@ -206,7 +208,13 @@ def evaluate(bundle: Path, pairs: Path | None, images: Path | None, json_out: Pa
             from model_export.encoders import resolve_encoder
 
             float_model = float_model_path(resolve_encoder(b.raw["provenance"]["encoder_source"]))
-        report = evaluate_bundle(b, read_pairs(pairs_file, images or root / "lfw"), float_model)  # type: ignore[operator]
+        if pairs is None and not own:  # the shared protocol: its report folds alone
+            from model_export.splits import protocol_pairs
+
+            chosen = protocol_pairs(root)  # type: ignore[arg-type]
+        else:
+            chosen = read_pairs(pairs_file, images or root / "lfw")  # type: ignore[operator]
+        report = evaluate_bundle(b, chosen, float_model)
     except EdgeError as exc:
         fail(exc)
     click.echo(f"{'model':<14} {'accuracy':>16} {'tau':>8} {'TAR@1e-3':>9} {'AUC':>7}")

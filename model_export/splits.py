@@ -11,9 +11,14 @@ people something was fitted or chosen on:
 
 How people get their role (``assign``; the file freezes the result):
 
-- the people of LFW's View 2 pairs (``lfw_protocol/pairs_dev.txt``) are ``report``: those
-  pairs stay the verification protocol, so the standard figure is measured on people
-  nothing was fitted on;
+- the people of LFW's View 2 pairs of folds 1-3 (``lfw_protocol/pairs_dev.txt``,
+  ``REPORT_FOLDS``) are ``report``: those pairs are the verification protocol
+  (:func:`protocol_pairs`), so the standard figure is measured on people nothing was
+  fitted on (the folds share no person);
+- the people of the file's other folds (4-5) are ``calibrate`` or ``select``, half each
+  by a hash of their name (``RELEASED_SHARES``): they are most of LFW's people with
+  several photos, without whom a gallery enrolled with several photos of one person was
+  simulated and checked nowhere but on report (research/OPENSET.md, 2026-12-07);
 - every other person gets a role from a hash of their name, with a fixed share per
   source (``SHARES``); CFP, a second domain, has a ``report`` share too;
 - photos that are the same image (the same bytes, or the same picture under two names:
@@ -35,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_export.data import IMAGE_SUFFIXES, DataError, data_root, read_pairs
+from model_export.data import IMAGE_SUFFIXES, DataError, Pair, data_root, read_pairs
 from model_export.image_hash import difference_hash, same_picture
 
 logger = logging.getLogger(__name__)
@@ -48,7 +53,12 @@ SHARES: dict[str, dict[str, float]] = {
     "lfw": {"train": 0.40, "calibrate": 0.45, "select": 0.15},
     "cfp": {"train": 0.20, "calibrate": 0.30, "select": 0.15, "report": 0.35},
 }
+#: the folds (1-based) of ``lfw_protocol/pairs_dev.txt`` that are the verification protocol
+REPORT_FOLDS = (1, 2, 3)
+#: the roles of the people of the pairs file's other folds
+RELEASED_SHARES: dict[str, float] = {"calibrate": 0.5, "select": 0.5}
 STRICTNESS = ("report", "select", "calibrate", "train")  # a bound group takes the first
+PAIRS_FILE = Path("lfw_protocol") / "pairs_dev.txt"
 
 
 class SplitError(DataError):
@@ -87,8 +97,9 @@ class Survey:
     """What the data holds: people per source and the groups bound by a same image."""
 
     people: dict[str, list[Path]]  # key -> photos
-    protocol: frozenset[str]  # the keys of the LFW View 2 pair people
+    protocol: frozenset[str]  # the keys of the people of the protocol's pairs (report)
     bound: list[frozenset[str]]  # groups of 2+ people sharing an image
+    released: frozenset[str] = frozenset()  # the people of the pairs file's other folds
 
 
 def survey(root: Path) -> Survey:
@@ -97,12 +108,23 @@ def survey(root: Path) -> Survey:
         people.update(people_of(root, source))
     if not people:
         raise DataError(f"no face data under {root} (expected lfw/ and cfp/ folders)")
-    pairs_file = root / "lfw_protocol" / "pairs_dev.txt"
-    protocol: set[str] = set()
+    pairs_file = root / PAIRS_FILE
+    by_role: dict[bool, set[str]] = {True: set(), False: set()}
     if pairs_file.is_file():
         for pair in read_pairs(pairs_file, root / "lfw"):
-            protocol |= {f"lfw/{pair.left.parent.name}", f"lfw/{pair.right.parent.name}"}
-    return Survey(people, frozenset(protocol), same_images(people))
+            by_role[pair.fold + 1 in REPORT_FOLDS] |= {
+                f"lfw/{pair.left.parent.name}",
+                f"lfw/{pair.right.parent.name}",
+            }
+    protocol = frozenset(by_role[True])
+    return Survey(people, protocol, same_images(people), frozenset(by_role[False] - protocol))
+
+
+def protocol_pairs(root: Path, pairs_file: Path | None = None) -> list[Pair]:
+    """The LFW verification protocol: the pairs of ``REPORT_FOLDS`` (report people
+    only), from ``pairs_file`` (default: the shared ``lfw_protocol/pairs_dev.txt``)."""
+    pairs = read_pairs(pairs_file or root / PAIRS_FILE, root / "lfw")
+    return [p for p in pairs if p.fold + 1 in REPORT_FOLDS]
 
 
 def same_images(people: Mapping[str, list[Path]]) -> list[frozenset[str]]:
@@ -137,7 +159,12 @@ def assign(s: Survey) -> dict[str, str]:
     roles = {}
     for key in s.people:
         source = key.split("/", 1)[0]
-        roles[key] = "report" if key in s.protocol else _by_share(key, SHARES[source])
+        if key in s.protocol:
+            roles[key] = "report"
+        elif key in s.released:
+            roles[key] = _by_share(key, RELEASED_SHARES)
+        else:
+            roles[key] = _by_share(key, SHARES[source])
     for group in s.bound:
         strictest = min((roles[k] for k in group), key=STRICTNESS.index)
         for key in group:
@@ -203,7 +230,11 @@ def as_json(s: Survey) -> dict[str, object]:
     roles = assign(s)
     return {
         "about": "people-disjoint roles of the shared faces; see model_export/splits.py",
-        "rules": {"protocol": "lfw_protocol/pairs_dev.txt people are report", "shares": SHARES},
+        "rules": {
+            "protocol": f"people of folds {REPORT_FOLDS} of {PAIRS_FILE} are report",
+            "released": f"people of its other folds: {RELEASED_SHARES}",
+            "shares": SHARES,
+        },
         "counts": {
             role: {
                 src: sum(1 for k, r in roles.items() if r == role and k.startswith(f"{src}/"))

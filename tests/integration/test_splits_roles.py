@@ -35,12 +35,30 @@ def test_no_person_and_no_photo_is_in_two_roles(face_data: Path) -> None:
     assert {"lfw/Bart_Hendricks", "lfw/Ricky_Ray"} in [set(g) for g in splits.bound]
 
 
-def test_the_lfw_protocol_people_are_all_report(face_data: Path) -> None:
+def test_the_protocol_folds_are_report_and_the_other_folds_calibrate_or_select(
+    face_data: Path,
+) -> None:
     from model_export.data import pair_people, read_pairs
+    from model_export.splits import REPORT_FOLDS, protocol_pairs
 
-    pairs = read_pairs(face_data / "lfw_protocol" / "pairs_dev.txt", face_data / "lfw")
-    report = load().names("report", "lfw")
-    assert pair_people(pairs) <= report
+    splits = load()
+    pairs = protocol_pairs(face_data)
+    assert {p.fold + 1 for p in pairs} == set(REPORT_FOLDS) and len(pairs) == 1800
+    assert pair_people(pairs) <= splits.names("report", "lfw")
+    every = read_pairs(face_data / "lfw_protocol" / "pairs_dev.txt", face_data / "lfw")
+    others = pair_people([p for p in every if p.fold + 1 not in REPORT_FOLDS])
+    bound_to_report = {
+        k.split("/", 1)[1]
+        for g in splits.bound
+        if any(splits.role_of(k) == "report" for k in g)
+        for k in g
+    }  # the same picture as a report person's: report too (Gabrielle_Rose)
+    assert len(others) > 800 and others & splits.names("report", "lfw") <= bound_to_report
+    roles = {splits.role_of(f"lfw/{name}") for name in others - bound_to_report}
+    assert roles == {"calibrate", "select"}
+    several = [n for n in others if len(list((face_data / "lfw" / n).iterdir())) >= 4]
+    # the point of releasing them: LFW people with several photos outside report
+    assert sum(splits.role_of(f"lfw/{n}") == "select" for n in several) >= 40
 
 
 def test_the_build_fits_on_calibrate_people_only(face_data: Path) -> None:

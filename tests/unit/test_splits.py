@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model_export.splits import (
+    RELEASED_SHARES,
     ROLES,
     SHARES,
     SplitError,
@@ -18,6 +19,7 @@ from model_export.splits import (
     _by_share,
     assign,
     key_of,
+    protocol_pairs,
     survey,
 )
 
@@ -56,6 +58,31 @@ def test_protocol_people_report_and_the_rest_by_their_share(data: Path) -> None:
         if key not in s.protocol and not any(key in g for g in s.bound):
             assert role == _by_share(key, SHARES[key.split("/")[0]])
     assert set(roles.values()) <= set(ROLES)
+
+
+def test_only_the_report_folds_are_the_protocol_the_other_folds_calibrate_or_select(
+    data: Path,
+) -> None:
+    lines = ["4\t1"] + [
+        f"P{2 * f + 10}\t1\t1\nP{2 * f + 11}\t1\tP{2 * f + 30}\t1" for f in range(4)
+    ]
+    (data / "lfw_protocol" / "pairs_dev.txt").write_text("\n".join(lines) + "\n")
+    s = survey(data)
+    assert s.protocol == {"lfw/P10", "lfw/P11", "lfw/P30", "lfw/P12", "lfw/P13", "lfw/P32",
+                          "lfw/P14", "lfw/P15", "lfw/P34"}  # fmt: skip
+    assert s.released == {"lfw/P16", "lfw/P17", "lfw/P36"}
+    roles = assign(s)
+    for key in s.released:
+        assert roles[key] == _by_share(key, RELEASED_SHARES) in ("calibrate", "select")
+    pairs = protocol_pairs(data)
+    assert [p.fold for p in pairs] == [0, 0, 1, 1, 2, 2]  # fold 4 is not the protocol
+    assert {p.left.parent.name for p in pairs} == {"P10", "P11", "P12", "P13", "P14", "P15"}
+
+
+def test_released_shares_split_many_people_near_half() -> None:
+    picks = [_by_share(f"lfw/Person_{i}", RELEASED_SHARES) for i in range(4000)]
+    assert set(picks) == {"calibrate", "select"}
+    assert abs(picks.count("select") / len(picks) - 0.5) < 0.03
 
 
 def test_the_same_picture_under_two_names_binds_them(data: Path) -> None:
