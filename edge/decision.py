@@ -5,19 +5,16 @@ the benchmarks and the export stage's tables) decides through this module.
 - **Distance** (:func:`distance`): the bundle's metric, Euclidean or cosine.
 - **Verify** (one-to-one, :meth:`Policy.same`): same person iff ``d <= tau``, with the
   bundle's ``tau.verify`` unless ``[recognition] tau`` sets it.
-- **Identify** (one against a gallery, :meth:`Policy.rule`): a stranger compared with N
-  enrolled faces has N chances of a false match, so a threshold that is safe for one
-  comparison names strangers far too often (docs/RECOGNITION.md). The default rule has
-  two parts, both measured by the bundle at build time on simulated galleries
-  (``model_export.impostors``; the manifest's ``identify`` table, :class:`OpenSetTable`):
-  a margin (the nearest person must beat the second-nearest by it) and a tau that keeps
-  the share of strangers given a name at ``strangers_accepted`` (1%) for a gallery of
-  this size (:func:`gallery_size`); a bigger gallery gets a stricter tau. ``[recognition]
-  tau`` and ``margin`` override them. A face nearer to one of a person's impostor faces
-  is not them.
-- **Cohort normalization** (:class:`Cohort`): with a cohort (every photo of the bundle's
-  calibrate people) the open-set table is in scores: a probe's distances divided by the
-  mean of its ``k`` smallest to the cohort. Where everyone looks alike to the encoder (a
+- **Identify** (one against a gallery, :meth:`Policy.rule`): a stranger meets N enrolled
+  faces, N chances of a false match (docs/RECOGNITION.md). The default rule, measured at
+  build time on simulated galleries (``model_export.impostors``; :class:`OpenSetTable`):
+  a margin (the nearest person beats the second by it) and a tau that names
+  ``strangers_accepted`` (1%) of strangers at this gallery's size (:func:`gallery_size`).
+  ``[recognition] tau`` and ``margin`` override them. A face nearer to one of a person's
+  impostor faces is not them.
+- **Cohort normalization** (:class:`Cohort`): with a cohort (the bundle's calibrate
+  people's photos) the table is in scores: a probe's distances over the mean of its ``k``
+  smallest to the cohort. Where everyone looks alike to the encoder (a
   camera's light and angle) the cohort comes near too, and one threshold names about the
   same share of strangers across domains (research/cohort_faces.py). ``[recognition]
   tau`` is a plain distance and turns it off.
@@ -31,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -102,6 +99,7 @@ class Cohort:
 
     vectors: NDArray[np.float32]
     k: int
+    unit: NDArray[np.float32] = field(init=False, repr=False)  # rows at unit length
 
     def __post_init__(self) -> None:
         v = self.vectors
@@ -111,10 +109,16 @@ class Cohort:
             raise ValueError("cohort: not every value is a finite number")
         if not 1 <= self.k <= v.shape[0]:
             raise ValueError(f"cohort: k must be in [1, {v.shape[0]}] (its faces), got {self.k}")
+        v = v.astype(np.float32)  # as distance() normalises it: once, not for every face
+        object.__setattr__(self, "unit", v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))  # fmt: skip
 
     def scale(self, vector: NDArray[np.floating], metric: str) -> float:
         """The probe's divisor: the mean of its ``k`` smallest distances to the cohort."""
-        return float(cohort_scale(distance(vector, self.vectors, metric), self.k)[0])
+        if metric != "cosine":
+            return float(cohort_scale(distance(vector, self.vectors, metric), self.k)[0])
+        q = np.atleast_2d(vector).astype(np.float32)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        return float(cohort_scale(1.0 - q @ self.unit.T, self.k)[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +241,7 @@ class Policy:
 
     @property
     def scored(self) -> bool:
-        """Does identification compare cohort scores (the bundle's table, no ``tau``
-        override), not distances?"""
+        """Cohort scores, not distances (the bundle's table, no ``tau`` override)?"""
         return self.cohort is not None and self.open_set is not None and self.tau is None
 
     def scores(self, vector: NDArray[np.floating], ranked: list[Candidate]) -> list[Candidate]:
@@ -267,12 +270,10 @@ class Policy:
         tau = table.tau_for(comparisons, self.strangers_accepted) if self.tau is None else self.tau
         return Rule(tau, margin)
 
-    def looked_at(self, box: BBox) -> bool:
-        """Is a face (its detector box) big enough to be recognised at all?"""
+    def looked_at(self, box: BBox) -> bool:  # big enough to be recognised at all?
         return box.short_side >= self.min_face
 
-    def usable(self, q: FaceQuality) -> bool:
-        """Is a face sharp and frontal enough to trust its verdict?"""
+    def usable(self, q: FaceQuality) -> bool:  # sharp and frontal enough to trust?
         return q.sharpness >= self.min_sharpness and abs(q.yaw) <= self.max_yaw
 
     def gate(self, match: Match, q: FaceQuality) -> Match:

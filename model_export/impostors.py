@@ -70,13 +70,10 @@ def scales_outside(
     ``own``: each probe's person where the probe is not that person's first photo
     (default: ``rows``)."""
     d = to_cohort[rows].copy()
+    who = np.arange(d.shape[1]) if owner is None else np.asarray(owner)
     mine = rows if own is None else own
-    if owner is None:
-        d[:, left_out] = np.inf
-        d[np.arange(len(rows)), mine] = np.inf
-    else:
-        d[:, np.isin(owner, left_out)] = np.inf
-        d[owner[None, :] == np.asarray(mine)[:, None]] = np.inf
+    d[:, np.isin(who, left_out)] = np.inf
+    d[who[None, :] == np.asarray(mine)[:, None]] = np.inf
     return cohort_scale(d, k)
 
 

@@ -341,6 +341,21 @@ def test_cohort_scale_of_a_probe() -> None:
     assert Cohort(c.vectors, k=1).scale(np.array([0.0, 0.0]), "euclidean") == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_cohort_scale_is_exactly_the_mean_of_the_nearest_distances(metric: str) -> None:
+    # the cohort is normalised once (cosine), not again for every face: the same numbers
+    rng = np.random.default_rng(3)
+    c = Cohort(rng.normal(size=(300, 16)).astype(np.float16), k=20)  # as cohort.npy ships
+    assert c.unit.dtype == np.float32
+    for _ in range(20):
+        probe = rng.normal(size=16).astype(np.float32) * rng.uniform(0.1, 10)
+        assert c.scale(probe, metric) == float(
+            cohort_scale(distance(probe, c.vectors, metric), 20)[0]
+        )
+    three = Cohort(np.array([[3, 0], [0, 1], [-1, 0]], np.float32), k=2)  # cos 1, 0, -1
+    assert three.scale(np.array([2.0, 0.0]), "cosine") == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize(
     ("vectors", "k", "message"),
     [
