@@ -67,6 +67,8 @@ def label_in(result: dict[str, Any], key: str, domain: str) -> str:
 def header(result: dict[str, Any], doc: Path, json_path: Path) -> str:
     m, d = result["machine"], result["data"]
     load = f"{m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end"
+    numbers = d.get("fold_numbers")  # the protocol's folds (model_export.splits.REPORT_FOLDS)
+    folds = f"{d['folds']} folds" + (f": {numbers[0]}-{numbers[-1]}" if numbers else "")
     rel, link = os.path.relpath(json_path, REPO), os.path.relpath(json_path, doc.parent)
     opensets = "; ".join(
         f"{DOMAIN_NAMES[k]}: {o['about']} ({o['mated_photos']} mated and "
@@ -100,8 +102,8 @@ def header(result: dict[str, Any], doc: Path, json_path: Path) -> str:
             f"- **People**: only `{d['role']}` people of `{d['splits']['file']}` (sha256 "
             f"{d['splits']['sha256']}): nothing in any bundle was fitted or chosen on them "
             "(`model_export/splits.py`; the suite stops if a photo of anyone else slips in).",
-            f"- **Verification**: LFW `{d['pairs_file']}` ({d['pairs']} pairs, {d['folds']} "
-            f"folds, {d['pair_photos']} photos).",
+            f"- **Verification**: LFW `{d['pairs_file']}` ({d['pairs']} pairs, {folds}, "
+            f"{d['pair_photos']} photos).",
             f"- **Open set**: {opensets}.",
             f"- **Clip**: `{result['clip']['video']}`.",
             *held,

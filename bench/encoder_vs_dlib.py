@@ -1,6 +1,6 @@
 """edge-face's int8 device path against face_recognition's own dlib pipeline.
 
-Accuracy: the LFW pairs (5 folds, 3000 pairs; the k-fold protocol) through
+Accuracy: the LFW pairs (folds 1-3, 1,800 pairs; the k-fold protocol) through
 (A) face_recognition (HOG -> 5-point landmarks -> dlib ResNet, in its own venv) and
 (B) edge-face's default bundle (YuNet -> numpy landmarks + chip -> int8 TFLite), with the
 float model and mirror averaging as variants. Speed: per face and per photo, interleaved
@@ -32,7 +32,7 @@ import report
 import speed
 
 from model_export import splits
-from model_export.data import Pair, data_root
+from model_export.data import Pair, data_root, read_pairs
 from model_export.metrics import accuracy_at, verification_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,8 +198,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started, load_start = time.time(), os.getloadavg()
     root = data_root()
-    pairs_file = args.pairs or root / splits.PAIRS_FILE
-    pairs = limit_pairs(splits.protocol_pairs(root, pairs_file), args.limit_pairs)
+    pairs_file = args.pairs or root / splits.PAIRS_FILE  # the shared one: its folds 1-3
+    every = read_pairs(args.pairs, root / "lfw") if args.pairs else splits.protocol_pairs(root)
+    pairs = limit_pairs(every, args.limit_pairs)
     images = sorted({p.left for p in pairs} | {p.right for p in pairs})
     print(f"{len(pairs)} pairs, {len(images)} photos, {len({p.fold for p in pairs})} folds")
 

@@ -42,7 +42,7 @@ import timing
 from encoder_vs_dlib import limit_pairs
 
 from model_export import splits
-from model_export.data import data_root
+from model_export.data import data_root, read_pairs
 
 REPO = peers.REPO
 RESULT = REPO / "bench" / "results" / "benchmarks.json"
@@ -235,8 +235,9 @@ def main() -> None:
         return
     root, split = data_root(), splits.load()
     load_start = os.getloadavg()
-    pairs_file = args.pairs or root / splits.PAIRS_FILE
-    pairs = limit_pairs(splits.protocol_pairs(root, pairs_file), args.limit_pairs)
+    pairs_file = args.pairs or root / splits.PAIRS_FILE  # the shared one: its folds 1-3
+    every = read_pairs(args.pairs, root / "lfw") if args.pairs else splits.protocol_pairs(root)
+    pairs = limit_pairs(every, args.limit_pairs)
     inputs = report_data.prepare(
         root,
         split,
@@ -360,6 +361,7 @@ def main() -> None:
             "pairs": len(pairs),
             "pair_photos": len(pair_photos),
             "folds": len({p.fold for p in pairs}),
+            "fold_numbers": sorted({p.fold + 1 for p in pairs}),
             "limit_pairs": args.limit_pairs,
             "openset": {d: plan_record(p) for d, p in plans.items()},
             "photos": len(photos),

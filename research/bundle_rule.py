@@ -103,7 +103,8 @@ def main() -> None:
                     help="also measure a pose gate: faces turned more are never named")  # fmt: skip
     ap.add_argument("--role", default="select", choices=("calibrate", "select"))
     ap.add_argument("--key", action="append", choices=sorted(KEYS), default=[],
-                    help="count a gallery's size in these too (default: the device's, geometric)")  # fmt: skip
+                    help="count a gallery's size in these too (default: the device's, "
+                         "geometric), with the first --max-yaw")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bundle_rule.json"
@@ -116,12 +117,13 @@ def main() -> None:
         policy = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
         t = Table.load(build_table(args.faces_of or bundle_dir, args.role, root))
         rows = results[str(bundle_dir)] = []
+        gate = args.max_yaw[0] if args.max_yaw else np.inf  # the --key rows' pose gate
         print(f"\n{bundle_dir}  {bundle.raw['encoder_id']}")
         for domain in ("lfw", "cfp"):
             for rate, max_yaw, key in [(0.01, np.inf, "geometric"), (0.005, np.inf, "geometric"),
                                        (0.002, np.inf, "geometric")] + [
                 (0.01, y, "geometric") for y in args.max_yaw
-            ] + [(0.01, np.inf, k) for k in args.key]:  # fmt: skip
+            ] + [(0.01, gate, k) for k in args.key]:  # fmt: skip
                 r = measure(policy, t, domain, args.gallery, args.repeats, rate, max_yaw, key)
                 rows.append({"domain": domain, **r})
                 print(f"{domain} target {rate:.1%} yaw<={max_yaw:g} key {key} tau {r['tau']:.3f}: strangers named "
