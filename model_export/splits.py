@@ -16,8 +16,8 @@ How people get their role (``assign``; the file freezes the result):
   (:func:`protocol_pairs`), so the standard figure is measured on people nothing was
   fitted on (the folds share no person);
 - the people of the file's other folds (4-5) are ``calibrate`` or ``select``, half each
-  by a hash of their name (``RELEASED_SHARES``): they are most of LFW's people with
-  several photos, without whom a gallery enrolled with several photos of one person was
+  by a hash of their name (``RELEASED_SHARES``): 303 of LFW's 826 people with two photos
+  or more, without whom a gallery enrolled with several photos of one person was
   simulated and checked nowhere but on report (research/OPENSET.md, 2026-12-07);
 - every other person gets a role from a hash of their name, with a fixed share per
   source (``SHARES``); CFP, a second domain, has a ``report`` share too;
