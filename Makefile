@@ -105,14 +105,18 @@ check-arm64: venv
 # edge-face side by side with face_recognition (dlib) and OpenCV's YuNet + SFace, each
 # installed by the benchmark in its own venv under build/: writes
 # bench/results/benchmarks.json, docs/BENCHMARKS.md and docs/benchmarks/*.png (bench/README.md);
-# then the clusters, the feedback and every encoder in every quantization (docs/ENCODERS.md),
-# so that every figure in README and docs/ comes from this one run. About 80 minutes on 2
-# cores with the bundles cached, 40 more the first time (bench/encoders.py builds 6 bundles).
+# then the clusters, the feedback, every encoder in every quantization (docs/ENCODERS.md),
+# the detector's threshold and the SFace import against OpenCV's (docs/MODEL_BUNDLE.md), so
+# that every recognition figure in README and docs/ comes from this one run. About 90
+# minutes on 2 cores with the bundles cached, 40 more the first time (bench/encoders.py
+# builds 6 bundles).
 bench: bundle
 	$(PY) bench/suite.py --bundle build/bundle-sface --bundle build/bundle --bundle models/edge-face-dlib-cut
 	$(PY) bench/clusters.py
 	$(PY) bench/feedback.py
 	$(PY) bench/encoders.py
+	$(PY) bench/detector.py
+	$(PY) bench/sface_vs_opencv.py
 
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml) of the modules that decide:
 # every mutant of decision, recognize, pipeline, tracker, gallery, db, outbox, payloads and
