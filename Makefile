@@ -107,9 +107,9 @@ check-arm64: venv
 # bench/results/benchmarks.json, docs/BENCHMARKS.md and docs/benchmarks/*.png (bench/README.md);
 # then the clusters, the feedback, every encoder in every quantization (docs/ENCODERS.md),
 # the detector's threshold and the SFace import against OpenCV's (docs/MODEL_BUNDLE.md), so
-# that every recognition figure in README and docs/ comes from this one run. About 90
-# minutes on 2 cores with the bundles cached, 40 more the first time (bench/encoders.py
-# builds 6 bundles).
+# that every recognition figure in README and docs/ comes from this one run. About 50
+# minutes on 2 cores with every bundle cached (46 on 2026-12-07), about 20 more the first
+# time (bench/encoders.py builds 6 bundles).
 bench: bundle
 	$(PY) bench/suite.py --bundle build/bundle-sface --bundle build/bundle --bundle models/edge-face-dlib-cut
 	$(PY) bench/clusters.py
