@@ -1,0 +1,116 @@
+"""When an encoder's domains disagree, does one blended table name too many strangers in
+one of them (issue 27)? The build blends the domains' taus by their mean
+(``impostors.blend``): the target holds on average. For the student, CFP's strangers come
+nearer than LFW's, and on select people its default rule named 2.69% of CFP's strangers
+(research/OPENSET.md, 2026-12-07); on report, 3.18%.
+
+Variants, each fitted on the calibrate people's faces (the build's simulation, with the
+bundle's cohort as the build makes it) and measured on select people with the device's
+rule (``research.bundle_rule.measure``: target 1%, pose gate 0.5, the gallery read at
+sqrt(embeddings x people)):
+
+- ``mean``: the build's blend (the margin it chooses);
+- ``capped``: the mean, but never looser than either domain's own tau for twice the
+  target (no calibration domain over 2x the target);
+- ``margin 0.12``: the mean blend with the margin the student had before (0.12) forced.
+
+  .venv/bin/python -m research.domain_cap --bundle models/edge-face-dlib-cut [--bundle ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.decision import Cohort, OpenSetTable
+from model_export import impostors
+from model_export.data import data_root
+from research.bundle_rule import measure, pct
+from research.stranger_photos import inputs
+
+logger = logging.getLogger("research.domain_cap")
+Rows = dict[int, list[float]]
+
+
+def tau_at(row: list[float], rate: float) -> float:
+    """A domain's tau for ``rate``, interpolated in log rate over ``impostors.RATES``."""
+    return float(np.interp(np.log10(rate), np.log10(impostors.RATES), row))
+
+
+def capped(reference: Rows, other: Rows) -> Rows:
+    """The mean blend, never looser than a domain's own tau for twice each rate."""
+    out = MEAN(reference, other)
+    for n, row in out.items():
+        for j, rate in enumerate(impostors.RATES):
+            caps = [tau_at(d[n], 2 * rate) for d in (reference, other) if n in d]
+            row[j] = min([row[j], *caps])
+    return out
+
+
+MEAN: Callable[[Rows, Rows], Rows] = impostors.blend
+VARIANTS: dict[str, dict[str, Any]] = {
+    "mean": {},
+    "capped": {"blend": capped},
+    "margin 0.12": {"margins": [0.12]},
+}
+
+
+def fit(variant: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``impostors.open_set_table`` with the variant's blend and margins."""
+    saved = impostors.blend, impostors.MARGINS
+    impostors.blend = variant.get("blend", MEAN)
+    impostors.MARGINS = variant.get("margins", saved[1])
+    try:
+        return impostors.open_set_table(*args, **kwargs)
+    finally:
+        impostors.blend, impostors.MARGINS = saved
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, action="append", required=True)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "domain_cap.json"
+    )
+    args = ap.parse_args()
+    root = data_root()
+    out: dict[str, Any] = {}
+    for bundle_dir in args.bundle:
+        base, sel, (first, second, domains, extra, owner) = inputs(bundle_dir, root, 8)
+        faces_ = np.concatenate([first, second, extra])
+        who = np.concatenate([np.arange(len(first)), np.arange(len(second)), owner])
+        cohort = faces_.astype(np.float16).astype(np.float32)
+        rows = out[str(bundle_dir)] = []
+        print(f"\n{bundle_dir}: {len(first)} people, cohort {len(cohort)} faces")
+        for name, variant in VARIANTS.items():
+            table = fit(variant, first, second, base.metric, cohort=cohort,
+                        cohort_k=impostors.COHORT_K, domains=domains, more=(extra, owner),
+                        cohort_owner=who)  # fmt: skip
+            policy = dataclasses.replace(
+                base,
+                open_set=OpenSetTable.from_json(table),
+                cohort=Cohort(cohort, impostors.COHORT_K),
+            )
+            for domain in ("lfw", "cfp"):
+                r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
+                rows.append({"variant": name, "domain": domain, "margin": table["margin"], **r})
+                print(f"  {name:12s} margin {table['margin']:.2f} {domain} tau {r['tau']:.3f}: "
+                      f"strangers named {pct(r['named'], r['strangers'])}, correct "
+                      f"{pct(r['correct'], r['mated'])}, wrong {pct(r['wrong'], r['mated'])}",
+                      flush=True)  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
