@@ -92,6 +92,18 @@ def pct(k: int, n: int) -> str:
     return f"{100 * k / n:5.2f}% [{100 * lo:.2f}-{100 * hi:.2f}] ({k}/{n})"
 
 
+def named_line(r: dict[str, Any]) -> str:
+    """A :func:`measure` result's tau, strangers named, named right and named wrong."""
+    return (f"tau {r['tau']:.3f}: strangers named {pct(r['named'], r['strangers'])}, correct "
+            f"{pct(r['correct'], r['mated'])}, wrong {pct(r['wrong'], r['mated'])}")  # fmt: skip
+
+
+def save(results: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nwrote {out}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -131,9 +143,7 @@ def main() -> None:
                       f"wrong {pct(r['wrong'], r['mated'])} | profile: strangers named "
                       f"{pct(r['profile_named'], r['profile_strangers'])}, wrong "
                       f"{pct(r['profile_wrong'], r['profile_mated'])}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    save(results, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,8 @@ import numpy as np
 from edge.decision import Cohort, OpenSetTable
 from model_export.data import data_root
 from model_export.impostors import open_set_table
-from research.bundle_rule import measure, pct
-from research.stranger_photos import inputs
+from research.bundle_rule import measure, named_line, save
+from research.stranger_photos import every_photo, inputs
 
 logger = logging.getLogger("research.cohort_faces")
 
@@ -58,18 +57,18 @@ def main() -> None:
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
-        base, sel, (first, second, domains, extra, owner) = inputs(bundle_dir, root, 8)
+        base, sel, faces_ = inputs(bundle_dir, root, 8)
+        first, second, domains, extra, owner = faces_
         metric = base.metric
         print(f"\n{bundle_dir}: {len(first)} people, {len(second)} second and "
               f"{len(extra)} further photos")  # fmt: skip
         rows = out[str(bundle_dir)] = []
         for name, every, k in VARIANTS:
             if every:
-                faces_ = np.concatenate([first, second, extra])
-                who = np.concatenate([np.arange(len(first)), np.arange(len(second)), owner])
+                cohort, who = every_photo(faces_)
             else:
-                faces_, who = first, np.arange(len(first))
-            cohort = faces_.astype(np.float16).astype(np.float32)
+                cohort = first.astype(np.float16).astype(np.float32)
+                who = np.arange(len(first))
             table = open_set_table(first, second, metric, cohort=cohort, cohort_k=k,
                                    domains=domains, more=(extra, owner), cohort_owner=who)  # fmt: skip
             policy = dataclasses.replace(
@@ -84,13 +83,9 @@ def main() -> None:
                         r = measure(policy, sel, domain, gallery, args.repeats, 0.01, 0.5, key)
                         rows.append({"variant": name, "gallery": gallery, "domain": domain,
                                      "cohort_faces": len(cohort), "k": k, **r})  # fmt: skip
-                        print(f"    {name:20s} {gallery:3d} {domain} {key:10s} tau {r['tau']:.3f}: "
-                              f"strangers named {pct(r['named'], r['strangers'])}, correct "
-                              f"{pct(r['correct'], r['mated'])}, wrong {pct(r['wrong'], r['mated'])}",
+                        print(f"    {name:20s} {gallery:3d} {domain} {key:10s} {named_line(r)}",
                               flush=True)  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    save(out, args.out)
 
 
 if __name__ == "__main__":

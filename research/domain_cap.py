@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +36,8 @@ import numpy as np
 from edge.decision import Cohort, OpenSetTable
 from model_export import impostors
 from model_export.data import data_root
-from research.bundle_rule import measure, pct
-from research.stranger_photos import inputs
+from research.bundle_rule import measure, named_line, save
+from research.stranger_photos import every_photo, inputs
 
 logger = logging.getLogger("research.domain_cap")
 Rows = dict[int, list[float]]
@@ -127,10 +126,9 @@ def main() -> None:
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
-        base, sel, (first, second, domains, extra, owner) = inputs(bundle_dir, root, 8)
-        faces_ = np.concatenate([first, second, extra])
-        who = np.concatenate([np.arange(len(first)), np.arange(len(second)), owner])
-        cohort = faces_.astype(np.float16).astype(np.float32)
+        base, sel, faces_ = inputs(bundle_dir, root, 8)
+        first, second, domains, extra, owner = faces_
+        cohort, who = every_photo(faces_)
         rows = out[str(bundle_dir)] = []
         print(f"\n{bundle_dir}: {len(first)} people, cohort {len(cohort)} faces")
         seen = margins_seen(first, second, domains, base.metric, cohort, who, extra, owner)
@@ -147,13 +145,9 @@ def main() -> None:
             for domain in ("lfw", "cfp"):
                 r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
                 rows.append({"variant": name, "domain": domain, "margin": table["margin"], **r})
-                print(f"  {name:12s} margin {table['margin']:.2f} {domain} tau {r['tau']:.3f}: "
-                      f"strangers named {pct(r['named'], r['strangers'])}, correct "
-                      f"{pct(r['correct'], r['mated'])}, wrong {pct(r['wrong'], r['mated'])}",
+                print(f"  {name:12s} margin {table['margin']:.2f} {domain} {named_line(r)}",
                       flush=True)  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    save(out, args.out)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def faces(t: Table, more: int) -> Faces:
             t.vec[extra].astype(np.float32), np.array(owner, np.intp))  # fmt: skip
 
 
+def every_photo(faces_: Faces) -> tuple[np.ndarray, np.ndarray]:
+    """The build's cohort from :func:`faces`: first, second and further photos (as float16
+    ships them), and each one's person."""
+    first, second, _, extra, owner = faces_
+    cohort = np.concatenate([first, second, extra]).astype(np.float16).astype(np.float32)
+    return cohort, np.concatenate([np.arange(len(first)), np.arange(len(second)), owner])
+
+
 def inputs(bundle_dir: Path, root: Path, more: int) -> tuple[Policy, Table, Faces]:
     """The device's default policy for the bundle, its select face table, and the
     calibrate faces the build's simulation takes (:func:`faces`)."""
