@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import peer_venv
 import report
+import report_data
 import speed
 
-from model_export import splits
-from model_export.data import Pair, data_root, read_pairs
+from model_export.data import Pair, data_root
 from model_export.metrics import accuracy_at, verification_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,8 +198,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started, load_start = time.time(), os.getloadavg()
     root = data_root()
-    pairs_file = args.pairs or root / splits.PAIRS_FILE  # the shared one: its folds 1-3
-    every = read_pairs(args.pairs, root / "lfw") if args.pairs else splits.protocol_pairs(root)
+    pairs_file, every = report_data.verification_pairs(root, args.pairs)
     pairs = limit_pairs(every, args.limit_pairs)
     images = sorted({p.left for p in pairs} | {p.right for p in pairs})
     print(f"{len(pairs)} pairs, {len(images)} photos, {len({p.fold for p in pairs})} folds")

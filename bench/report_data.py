@@ -168,6 +168,14 @@ def check(s: splits.Splits, photos: Iterable[Path], root: Path) -> None:
     s.check(photos, ROLE, root)
 
 
+def verification_pairs(root: Path, given: Path | None) -> tuple[Path, list[Pair]]:
+    """The pairs file to name and its pairs: ``given`` whole, else the shared file's report
+    folds (``splits.protocol_pairs``: folds 4-5 are calibrate and select people)."""
+    if given is not None:
+        return given, data.read_pairs(given, root / "lfw")
+    return root / splits.PAIRS_FILE, splits.protocol_pairs(root)
+
+
 def report_pairs(pairs: list[Pair], s: splits.Splits, root: Path) -> list[Pair]:
     check(s, [p for pair in pairs for p in (pair.left, pair.right)], root)
     return pairs

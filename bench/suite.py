@@ -42,7 +42,7 @@ import timing
 from encoder_vs_dlib import limit_pairs
 
 from model_export import splits
-from model_export.data import data_root, read_pairs
+from model_export.data import data_root
 
 REPO = peers.REPO
 RESULT = REPO / "bench" / "results" / "benchmarks.json"
@@ -235,8 +235,7 @@ def main() -> None:
         return
     root, split = data_root(), splits.load()
     load_start = os.getloadavg()
-    pairs_file = args.pairs or root / splits.PAIRS_FILE  # the shared one: its folds 1-3
-    every = read_pairs(args.pairs, root / "lfw") if args.pairs else splits.protocol_pairs(root)
+    pairs_file, every = report_data.verification_pairs(root, args.pairs)
     pairs = limit_pairs(every, args.limit_pairs)
     inputs = report_data.prepare(
         root,

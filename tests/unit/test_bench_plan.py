@@ -119,3 +119,18 @@ def test_the_clip_distractors_are_report_people(root: Path, split: Splits) -> No
     chosen = report_data.clip_distractors(root, split, 3)
     assert len(chosen) == 3
     assert {p.parent.name for p in chosen} <= {"Ann", "Bob", "Cat", "Dan", "Eve"}
+
+
+def test_verification_pairs_are_a_given_file_whole_or_the_protocols_report_folds(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "lfw_protocol").mkdir()
+    lines = ["4\t1"] + [f"A{f}\t1\t2\nB{f}\t1\tC{f}\t1" for f in range(4)]
+    shared = tmp_path / "lfw_protocol" / "pairs_dev.txt"
+    shared.write_text("\n".join(lines) + "\n")
+    named, pairs = report_data.verification_pairs(tmp_path, None)
+    assert named == shared and sorted({p.fold for p in pairs}) == [0, 1, 2]  # folds 1-3
+    mine = tmp_path / "mine.txt"
+    mine.write_text("\n".join(lines) + "\n")
+    named, pairs = report_data.verification_pairs(tmp_path, mine)
+    assert named == mine and sorted({p.fold for p in pairs}) == [0, 1, 2, 3]  # whole
