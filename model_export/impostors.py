@@ -8,9 +8,12 @@ known probes, the first photos of everyone else of that domain are strangers, an
 their further photos when the build gives them (``more``: CFP's few people then give ten
 times the strangers' searches, so the 1% tau rests on more than a handful of faces). For each
 margin (the nearest person must beat the second by it) and each target share of
-strangers accepted, the tau that gives it is read off the strangers'
-distances, and the share of known probes then named correctly is measured. The margin
-that names the most people correctly at 1% strangers accepted becomes the bundle's.
+strangers accepted, the tau that gives it is read off the strangers' distances, at a lower
+confidence bound over resamples of the strangers by person (:func:`bootstrap_taus`: a
+domain of a few dozen strangers gets a stricter tau than its quantile), and the shares of
+known probes then named correctly and named wrong are measured. The margin naming the
+most correctly less ten times the named wrong at 1% becomes the bundle's
+(:func:`choose_margin`).
 
 With a cohort (the build's default: every photo of these people, shipped in the bundle),
 every distance is first divided by its probe's cohort scale, so the table's taus and
@@ -40,6 +43,18 @@ MIN_DOMAIN_STRANGERS = 30  # and leave at least this many strangers outside a ga
 #: a probe is judged against its 20 nearest cohort faces: chosen on select people among 10,
 #: 20 and 50 (research/cohort_faces.py; 10 and 20 alike there, 20 the steadier mean)
 COHORT_K = 20
+#: the margin is the one naming the most known probes right less WRONG_COST times those it
+#: names wrong (a wrong name opens a door to the wrong person; an unknown one asks them to
+#: look again): counting only the named right picked margin 0 for every bundle, where
+#: the student named 0.39% of its calibrate probes wrong (research/domain_cap.py)
+WRONG_COST = 10.0
+#: each domain's tau is read at this lower confidence bound (:func:`bootstrap_taus`; None:
+#: the strangers' quantile itself): CFP's 87 calibrate people leave a few dozen strangers a
+#: gallery, whose quantile named 2.65% of new CFP strangers with the student. Chosen on
+#: select people among none, 0.8, 0.9 and 0.95: the deepest inside 0.3-2% for every
+#: bundle and domain (research/confidence_bound.py, research/OPENSET.md)
+CONFIDENCE: float | None = 0.9
+DRAWS = 200  # resamples of the strangers for that bound
 
 
 def _two_nearest(
@@ -89,7 +104,8 @@ def _simulate(
     more: Extra | None = None,
 ) -> dict[int, dict[str, NDArray]]:
     """Galleries of each size drawn from the people ``members`` (indices of ``first``;
-    those below ``q`` have a second photo): per size, the strangers' (s1, s2) and the
+    those below ``q`` have a second photo): per size, the strangers' (s1, s2, who: whose
+    search, an index of ``first``) and the
     known probes' (k1, k2, right person) over ``reps`` draws. ``scaled``: the distances of
     first and second photos to the cohort, and k. ``more``: further photos of the people,
     each a stranger's search too whenever its person is outside the gallery."""
@@ -98,7 +114,7 @@ def _simulate(
     two, one = members[members < q], members[members >= q]
     out: dict[int, dict[str, NDArray]] = {}
     for n in sizes:
-        acc: dict[str, list[NDArray]] = {"s1": [], "s2": [], "k1": [], "k2": [], "ok": []}
+        acc: dict[str, list[NDArray]] = {k: [] for k in ("s1", "s2", "who", "k1", "k2", "ok")}
         for _ in range(reps):
             # the people with a second photo go in first (they are few), the rest at random
             with_second = rng.permutation(two)[: min(n, len(two))]
@@ -122,9 +138,10 @@ def _simulate(
                                                      own=more.owner[rows],
                                                      owner=scaled.owner)[:, None]  # fmt: skip
                 d_out = np.concatenate([d_out, d_more])
+            who = outside if more is None else np.concatenate([outside, more.owner[rows]])
             s1, s2, _ = _two_nearest(d_out)
             k1, k2, top = _two_nearest(d_known)
-            for key, value in (("s1", s1), ("s2", s2), ("k1", k1), ("k2", k2),
+            for key, value in (("s1", s1), ("s2", s2), ("who", who), ("k1", k1), ("k2", k2),
                                ("ok", gallery[top] == known)):  # fmt: skip
                 acc[key].append(value)
         out[n] = {k: np.concatenate(v) for k, v in acc.items()}
@@ -152,26 +169,82 @@ class Extra:
     owner: NDArray[np.intp]
 
 
-def _taus(sim: dict[int, dict[str, NDArray]], margin: float) -> dict[int, list[float]]:
-    """Per gallery size, the tau for every rate of RATES at ``margin``."""
+def bootstrap_taus(
+    values: NDArray[np.float64],
+    who: NDArray[np.intp],
+    rates: list[float],
+    confidence: float,
+    rng: np.random.Generator,
+    draws: int = DRAWS,
+) -> list[float]:
+    """Per rate, the tau accepting that share of the strangers' ``values`` (as
+    :func:`threshold_at_far`), read at a one-sided lower bound: the ``1 - confidence``
+    quantile of the taus of ``draws`` resamples of the strangers by person (``who``: each
+    value's person; a person's searches are not independent of each other). A domain of
+    many strangers moves little; one of a few dozen, whose own quantile is mostly luck,
+    gets a stricter tau, so that its share of new strangers named stays at the target
+    with that confidence rather than half the time."""
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    _, person = np.unique(np.asarray(who)[order], return_inverse=True)
+    people = int(person.max()) + 1
+    taus = np.empty((draws, len(rates)))
+    for b in range(draws):
+        cum = np.cumsum(np.bincount(rng.integers(0, people, people), minlength=people)[person])
+        allowed = np.floor(np.asarray(rates) * cum[-1])
+        upper = v[np.minimum(np.searchsorted(cum, allowed, side="right"), len(v) - 1)]
+        taus[b] = np.where(allowed >= cum[-1], v[-1], np.nextafter(upper, -np.inf))
+    return [float(t) for t in np.quantile(taus, 1 - confidence, axis=0)]
+
+
+def _taus(
+    sim: dict[int, dict[str, NDArray]], margin: float, confidence: float | None = None,
+    seed: int = 0,
+) -> dict[int, list[float]]:  # fmt: skip
+    """Per gallery size, the tau for every rate of RATES at ``margin``: the strangers'
+    quantile, or with ``confidence`` its lower bound (:func:`bootstrap_taus`)."""
     out = {}
     for n, a in sim.items():
         effective = np.where(a["s2"] - a["s1"] >= margin, a["s1"], np.inf)
         cap = float(np.median(a["s1"]))  # never accept a face farther than a typical stranger
-        out[n] = [min(threshold_at_far(effective, rate), cap) for rate in RATES]
+        if confidence is None:
+            taus = [threshold_at_far(effective, rate) for rate in RATES]
+        else:
+            rng = np.random.default_rng([seed, n])
+            taus = bootstrap_taus(effective, a["who"], RATES, confidence, rng)
+        out[n] = [min(t, cap) for t in taus]
     return out
 
 
-def _correct(
+def _named(
     sim: dict[int, dict[str, NDArray]], taus: dict[int, list[float]], m: float
-) -> list[float]:
-    """Per size, the share of known probes named correctly at the 1% tau and margin ``m``."""
-    out = []
+) -> tuple[list[float], list[float]]:
+    """Per size, the shares of known probes named correctly and named wrong (as someone
+    else) at the 1% tau and margin ``m``."""
+    right, wrong = [], []
     for n, a in sim.items():
         tau1 = taus[n][RATES.index(0.01)]
-        named = a["ok"] & (a["k1"] <= tau1) & (a["k2"] - a["k1"] >= m)
-        out.append(float(named.mean()) if len(named) else 0.0)
-    return out
+        named = (a["k1"] <= tau1) & (a["k2"] - a["k1"] >= m)
+        right.append(float((named & a["ok"]).mean()) if len(named) else 0.0)
+        wrong.append(float((named & ~a["ok"]).mean()) if len(named) else 0.0)
+    return right, wrong
+
+
+def choose_margin(
+    sim: dict[int, dict[str, NDArray]], wrong_cost: float, confidence: float | None = None,
+    seed: int = 0,
+) -> tuple[float, dict[float, tuple[list[float], list[float]]]]:  # fmt: skip
+    """The margin of MARGINS naming the most known probes right less ``wrong_cost`` times
+    those named wrong, at each margin's own 1% taus, averaged over the galleries of 10
+    people and more; and what each margin names (:func:`_named`)."""
+    seen = {m: _named(sim, _taus(sim, m, confidence, seed), m) for m in MARGINS}
+    big = [i for i, n in enumerate(sim) if n >= 10] or [len(sim) - 1]
+
+    def worth(m: float) -> float:
+        right, wrong = seen[m]
+        return float(np.mean([right[i] - wrong_cost * wrong[i] for i in big]))
+
+    return max(MARGINS, key=worth), seen
 
 
 def blend(
@@ -215,6 +288,8 @@ def open_set_table(
     domains: NDArray[np.str_] | None = None,
     more: tuple[NDArray[np.float32], NDArray[np.intp]] | None = None,
     cohort_owner: NDArray[np.intp] | None = None,
+    wrong_cost: float = WRONG_COST,
+    confidence: float | None = CONFIDENCE,
 ) -> dict[str, object]:
     """``first``: one embedding per person (P people); ``second``: another photo of the
     first Q of them. Returns the chosen margin and its tau for every (gallery size, rate).
@@ -266,15 +341,9 @@ def open_set_table(
         if sizes and (members < q).sum() >= 1:
             sims[name] = _simulate(d_first, d_second, scaled, members, q, sizes, reps, rng, extra)
     ref = sims[reference]
-    correct = {m: _correct(ref, _taus(ref, m), m) for m in MARGINS}
+    best, seen = choose_margin(ref, wrong_cost, confidence, seed)
     sizes = list(ref)
-    best = max(
-        MARGINS,
-        key=lambda m: float(
-            np.mean([c for n, c in zip(sizes, correct[m], strict=True) if n >= 10])
-        ),
-    )
-    by_domain = {name: _taus(sim, best) for name, sim in sims.items()}
+    by_domain = {name: _taus(sim, best, confidence, seed) for name, sim in sims.items()}
     table = by_domain[reference]
     for name, taus in by_domain.items():
         if name != reference:
@@ -284,7 +353,10 @@ def open_set_table(
         "sizes": sizes,
         "rates": RATES,
         "tau": [[round(float(t), 5) for t in row] for row in monotone([table[n] for n in sizes])],
-        "correct_at_1pct": {str(m): [round(c, 4) for c in correct[m]] for m in MARGINS},
+        "correct_at_1pct": {str(m): [round(c, 4) for c in seen[m][0]] for m in MARGINS},
+        "wrong_at_1pct": {str(m): [round(c, 5) for c in seen[m][1]] for m in MARGINS},
+        "wrong_cost": wrong_cost,
+        "confidence": confidence,
         "domains": {
             name: {
                 "people": int((labels == name).sum()),

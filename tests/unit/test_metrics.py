@@ -247,3 +247,44 @@ def test_the_build_ships_every_photo_it_fitted_on_as_the_cohort(tmp_path: Path) 
     assert manifest["cohort"]["faces"] == n + 80 and manifest["cohort"]["people"] == n
     assert manifest["cohort"]["k"] == COHORT_K
     assert "60 further photos" in manifest["identify"]["people_from"]
+
+
+def test_a_lower_bound_tau_is_stricter_where_a_domain_has_few_strangers() -> None:
+    """Resampled by person, the 1% tau of a few dozen strangers' people moves far below its
+    quantile; that of a thousand barely moves."""
+    from model_export.impostors import bootstrap_taus
+    from model_export.metrics import threshold_at_far
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=10_000)
+    who = np.arange(len(values)) // 5  # five searches per person
+    gaps = []
+    for n in (10_000, 300):
+        point = threshold_at_far(values[:n], 0.01)
+        bound = bootstrap_taus(values[:n], who[:n], [0.01], 0.9, np.random.default_rng(0))[0]
+        assert bound < point
+        gaps.append(point - bound)
+    assert gaps[1] > 4 * gaps[0]
+    # the edges keep threshold_at_far's reading: no stranger accepted, or every one
+    edges = bootstrap_taus(np.arange(1.0, 11.0), np.arange(10), [0.0, 1.0], 1.0,
+                           np.random.default_rng(0))  # fmt: skip
+    assert edges == [np.nextafter(1.0, -np.inf), 10.0]
+
+
+def test_the_margin_counts_the_probes_it_names_wrong() -> None:
+    """Margin 0 names 90 of 100 known probes right and 10 wrong (each a near tie between
+    two enrolled people); a margin of 0.02 names 85 right and none wrong. Counting only
+    the right picks 0; a wrong name costing ten missed ones picks 0.02."""
+    from model_export.impostors import choose_margin
+
+    rng = np.random.default_rng(4)
+    s1 = rng.uniform(1.0, 2.0, 1000)
+    k1 = np.full(100, 0.5)
+    gap = np.where(np.arange(100) < 85, 0.5, 0.01)  # probes 85-99 are near ties
+    ok = np.arange(100) < 90  # of which 90-99 name the wrong person
+    a = {"s1": s1, "s2": s1 + 1.0, "who": np.arange(1000), "k1": k1, "k2": k1 + gap, "ok": ok}
+    sim = {10: a, 30: a}
+    assert choose_margin(sim, 0.0)[0] == 0.0
+    best, seen = choose_margin(sim, 10.0)
+    assert best == 0.02
+    assert seen[0.0] == ([0.9, 0.9], [0.1, 0.1]) and seen[0.02] == ([0.85, 0.85], [0.0, 0.0])
