@@ -24,16 +24,13 @@ domains on select, naming the most people right, wrong names counted ten times.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
-from edge.decision import Cohort, OpenSetTable
-from model_export import impostors
 from model_export.data import data_root
 from research.bundle_rule import measure, named_line, save
-from research.stranger_photos import every_photo, inputs
+from research.stranger_photos import inputs, refitted
 
 logger = logging.getLogger("research.confidence_bound")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -60,21 +57,11 @@ def main() -> None:
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
         base, sel, faces_ = inputs(bundle_dir, root, 8)
-        first, second, domains, extra, owner = faces_
-        cohort, who = every_photo(faces_)
         rows = out[str(bundle_dir)] = []
-        print(f"\n{bundle_dir}: {len(first)} people, cohort {len(cohort)} faces", flush=True)
+        print(f"\n{bundle_dir}: {len(faces_[0])} people", flush=True)
         for name in args.variant or list(VARIANTS):
             variant = VARIANTS[name]
-            table = impostors.open_set_table(
-                first, second, base.metric, cohort=cohort, cohort_k=impostors.COHORT_K,
-                domains=domains, more=(extra, owner), cohort_owner=who, **variant,
-            )  # fmt: skip
-            policy = dataclasses.replace(
-                base,
-                open_set=OpenSetTable.from_json(table),
-                cohort=Cohort(cohort, impostors.COHORT_K),
-            )
+            policy, table = refitted(base, faces_, **variant)
             for domain in ("lfw", "cfp"):
                 r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
                 rows.append({"variant": name, **variant, "domain": domain,

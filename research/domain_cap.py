@@ -28,7 +28,7 @@ and does not count the wrong names.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -36,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.decision import Cohort, OpenSetTable
 from model_export import impostors
 from model_export.data import data_root
 from research.bundle_rule import measure, named_line, save
-from research.stranger_photos import every_photo, inputs
+from research.stranger_photos import every_photo, inputs, refitted
 
 logger = logging.getLogger("research.domain_cap")
 Rows = dict[int, list[float]]
@@ -62,7 +61,7 @@ def capped(reference: Rows, other: Rows) -> Rows:
 
 
 MEAN: Callable[[Rows, Rows], Rows] = impostors.blend
-WRONG_WEIGHT = 10.0  # the right - 10 wrong variant: a wrong name costs ten missed ones
+WRONG_WEIGHT = impostors.WRONG_COST  # the right - 10 wrong variant, as the build now weighs
 VARIANTS: dict[str, dict[str, Any]] = {
     "mean": {},
     "capped": {"blend": capped},
@@ -71,12 +70,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def fit(variant: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``impostors.open_set_table`` with the variant's blend and margins."""
+    """``impostors.open_set_table`` with the variant's blend and margins, as the build fitted
+    it when this was measured: each domain's quantile itself, the margin naming the most
+    right (no confidence bound, wrong names not counted)."""
     saved = impostors.blend, impostors.MARGINS
     impostors.blend = variant.get("blend", MEAN)
     impostors.MARGINS = variant.get("margins", saved[1])
     try:
-        return impostors.open_set_table(*args, **kwargs)
+        return impostors.open_set_table(*args, **{"confidence": None, "wrong_cost": 0.0, **kwargs})
     finally:
         impostors.blend, impostors.MARGINS = saved
 
@@ -141,14 +142,7 @@ def main() -> None:
         weighed = max(lfw, key=lambda r: r["right"] - WRONG_WEIGHT * r["wrong"])["margin"]
         variants = {**VARIANTS, f"right - {WRONG_WEIGHT:g} wrong": {"margins": [weighed]}}
         for name, variant in variants.items():
-            table = fit(variant, first, second, base.metric, cohort=cohort,
-                        cohort_k=impostors.COHORT_K, domains=domains, more=(extra, owner),
-                        cohort_owner=who)  # fmt: skip
-            policy = dataclasses.replace(
-                base,
-                open_set=OpenSetTable.from_json(table),
-                cohort=Cohort(cohort, impostors.COHORT_K),
-            )
+            policy, table = refitted(base, faces_, functools.partial(fit, variant))
             for domain in ("lfw", "cfp"):
                 r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
                 rows.append({"variant": name, "domain": domain, "margin": table["margin"], **r})

@@ -12,17 +12,15 @@ of the probe's nearest cohort faces. Nothing is chosen from this.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from edge.decision import Cohort, OpenSetTable
 from model_export import impostors
 from model_export.data import data_root
 from research.bundle_rule import measure, named_line
-from research.stranger_photos import every_photo, inputs
+from research.stranger_photos import inputs, refitted
 
 Rows = dict[int, list[float]]
 
@@ -49,20 +47,13 @@ def main() -> None:
     root = data_root()
     for bundle_dir in args.bundle:
         base, sel, faces_ = inputs(bundle_dir, root, 8)
-        first, second, domains, extra, owner = faces_
-        cohort, who = every_photo(faces_)
         saved = impostors.blend
         for domain in ("lfw", "cfp"):
             impostors.blend = own(domain)
             try:
-                table = impostors.open_set_table(
-                    first, second, base.metric, cohort=cohort, cohort_k=impostors.COHORT_K,
-                    domains=domains, more=(extra, owner), cohort_owner=who,
-                )  # fmt: skip
+                policy, _ = refitted(base, faces_)
             finally:
                 impostors.blend = saved
-            policy = dataclasses.replace(base, open_set=OpenSetTable.from_json(table),
-                                         cohort=Cohort(cohort, impostors.COHORT_K))  # fmt: skip
             r = measure(policy, sel, domain, 50, 10, 0.01, 0.5, "geometric")
             print(f"{bundle_dir} {domain}'s own table: {named_line(r)}", flush=True)
 

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,22 @@ def every_photo(faces_: Faces) -> tuple[np.ndarray, np.ndarray]:
     first, second, _, extra, owner = faces_
     cohort = np.concatenate([first, second, extra]).astype(np.float16).astype(np.float32)
     return cohort, np.concatenate([np.arange(len(first)), np.arange(len(second)), owner])
+
+
+def refitted(
+    base: Policy, faces_: Faces, fit: Callable[..., dict[str, Any]] = open_set_table, **kwargs: Any
+) -> tuple[Policy, dict[str, Any]]:
+    """The open-set table fitted on the calibrate faces as the build fits it (every photo
+    the cohort, :func:`every_photo`; ``kwargs`` to ``fit``), and the device's policy
+    ``base`` with that table and cohort."""
+    first, second, domains, extra, owner = faces_
+    cohort, who = every_photo(faces_)
+    table = fit(first, second, base.metric, cohort=cohort, cohort_k=COHORT_K, domains=domains,
+                more=(extra, owner), cohort_owner=who, **kwargs)  # fmt: skip
+    policy = dataclasses.replace(
+        base, open_set=OpenSetTable.from_json(table), cohort=Cohort(cohort, COHORT_K)
+    )
+    return policy, table
 
 
 def inputs(bundle_dir: Path, root: Path, more: int) -> tuple[Policy, Table, Faces]:
