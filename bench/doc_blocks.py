@@ -242,7 +242,26 @@ def recognition_thresholds(result: Result, doc: Path) -> str:
         f"{ident['margin']:g}; {drawn or 'drawn as its manifest does not say'}{units}):\n\n"
         + table(head, rows)
         + "\n\n"
+        + by_domain(ident)
         + source(result, doc, manifests=True)
+    )
+
+
+def by_domain(ident: dict[str, Any]) -> str:
+    """The table's taus at 1% per domain beside the averaged ones (``tau_by_domain``), or
+    nothing for a table without them."""
+    own = ident.get("tau_by_domain")
+    if not own or 0.01 not in ident["rates"]:
+        return ""
+    j = ident["rates"].index(0.01)
+    head = ["gallery size", "averaged (a face of no known domain)"] + [f"{d}'s own" for d in own]
+    rows = [
+        [f"{size:g}", f"{ident['tau'][i][j]:.3f}"] + [f"{own[d][i][j]:.3f}" for d in own]
+        for i, size in enumerate(ident["sizes"])
+    ]
+    return (
+        "Each domain's own taus at 1% strangers named, which a face's nearest cohort faces "
+        "mix into its own tau (`edge.decision.Policy.rule`):\n\n" + table(head, rows) + "\n\n"
     )
 
 

@@ -44,12 +44,15 @@ Ranked = list[tuple[str, float]]
 
 def probe_ranks(
     engine: Any, matrix: Any, policy: Policy, paths: list[Path]
-) -> tuple[list[Ranked], list[Ranked], float]:
+) -> tuple[list[Ranked], list[Ranked], list[float], float]:
     """Per photo, the two nearest people (person, distance) of its largest face ([] if no
-    face), and the same as the default rule compares them (``Policy.scores``: cohort
-    scores for a bundle with a cohort)."""
+    face), the same as the default rule compares them (``Policy.scores``: cohort scores
+    for a bundle with a cohort) and the tau the device judges it by (``Policy.judge``: a
+    tau per probe where the bundle has a tau per domain)."""
     raw: list[Ranked] = []
     scored: list[Ranked] = []
+    taus: list[float] = []
+    size = gallery_size(len(matrix.vectors), len(matrix.names))
     t0 = time.perf_counter()
     for path in paths:
         image = read_image(path)
@@ -57,33 +60,43 @@ def probe_ranks(
         if not dets:
             raw.append([])
             scored.append([])
+            taus.append(policy.rule(size).tau)
             continue
         face = engine.align(image, max(dets, key=lambda d: d.box.area))
         vector = engine.embed([face])[0].vector
         ranked = rank(matrix, vector, policy.metric)[:2]
         raw.append([(c.person, c.distance) for c in ranked])
         scored.append([(c.person, c.distance) for c in policy.scores(vector, ranked)])
-    return raw, scored, (time.perf_counter() - t0) * 1000 / max(1, len(paths))
+        taus.append(policy.judge(vector, ranked, size).tau)
+    return raw, scored, taus, (time.perf_counter() - t0) * 1000 / max(1, len(paths))
 
 
 def score(
     rule: Rule,
     known: list[tuple[str, list[tuple[str, float]]]],
     strangers: list[list[tuple[str, float]]],
+    taus: tuple[list[float], list[float]] | None = None,
 ) -> dict[str, float]:
+    """``taus``: each known probe's and each stranger's own tau (the device's per probe),
+    in place of ``rule.tau``; ``tau`` is then their mean."""
     from edge.decision import Candidate
 
-    def decide(ranked: list[tuple[str, float]]) -> str | None:
-        return rule.decide([Candidate(p, d) for p, d in ranked]).person if ranked else None
+    def decide(ranked: list[tuple[str, float]], tau: float) -> str | None:
+        own = Rule(tau, rule.margin)
+        return own.decide([Candidate(p, d) for p, d in ranked]).person if ranked else None
 
-    names = [(truth, decide(r)) for truth, r in known]
+    known_taus, stranger_taus = taus or ([rule.tau] * len(known), [rule.tau] * len(strangers))
+    names = [(truth, decide(r, t)) for (truth, r), t in zip(known, known_taus, strict=True)]
     return {
-        "tau": rule.tau,
+        "tau": float(np.mean(known_taus + stranger_taus)) if taus else rule.tau,
         "margin": rule.margin,
         "correct": sum(t == n for t, n in names) / len(names),
         "wrong": sum(n is not None and t != n for t, n in names) / len(names),
         "unknown": sum(n is None for _, n in names) / len(names),
-        "strangers_accepted": sum(decide(r) is not None for r in strangers) / len(strangers),
+        "strangers_accepted": sum(
+            decide(r, t) is not None for r, t in zip(strangers, stranger_taus, strict=True)
+        )
+        / len(strangers),
     }
 
 
@@ -110,15 +123,17 @@ def domain_run(engine: Any, bundle: Any, plan: Any, copies: dict[Path, Path]) ->
     enroll_ms = (time.perf_counter() - t0) * 1000 / max(1, ENROLL * len(plan.enrolled))
     matrix = gallery.matrix(bundle.manifest.encoder_id)
     policy = policy_for(bundle.manifest, RecognitionConfig(), cohort=bundle.cohort)
-    known_raw, known_scored, known_ms = probe_ranks(
+    known_raw, known_scored, known_taus, known_ms = probe_ranks(
         engine, matrix, policy, [p for _, p in known_paths]
     )
     truths = [t for t, _ in known_paths]
     known = list(zip(truths, known_scored, strict=True))
     stranger_paths = [copies[p] for ps in plan.strangers.values() for p in ps]
-    strangers_raw, strangers, stranger_ms = probe_ranks(engine, matrix, policy, stranger_paths)
+    strangers_raw, strangers, stranger_taus, stranger_ms = probe_ranks(
+        engine, matrix, policy, stranger_paths
+    )
     default = policy.rule(gallery_size(len(matrix.vectors), len(matrix.names)))
-    rows = {"default rule": score(default, known, strangers)}
+    rows = {"default rule": score(default, known, strangers, (known_taus, stranger_taus))}
     rows["bundle tau.verify"] = score(
         Rule(bundle.manifest.tau.verify), list(zip(truths, known_raw, strict=True)), strangers_raw
     )

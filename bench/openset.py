@@ -60,10 +60,11 @@ class Searches:
         run: Run,
         plan: OpenSetPlan,
         metric: str,
-        scale: Callable[[NDArray[np.float64]], float] | None = None,
+        near: Near | None = None,
     ) -> None:
-        """``scale``: a probe's cohort scale (edge.decision.Cohort.scale), by which its
-        distances are divided (the scores of a bundle with a cohort); None: distances."""
+        """``near``: a probe's cohort scale, by which its distances are divided (the
+        scores of a bundle with a cohort), and its domain shares (``Cohort.near``; kept
+        per search in ``m_shares``, ``s_shares``); None: distances."""
         index = {Path(p): i for i, p in enumerate(run["paths"])}
         names, vectors, self.refused = [], [], 0
         for person, photos in plan.enrolled.items():
@@ -80,14 +81,17 @@ class Searches:
         owner = np.array([people.index(n) for n in names])
         gallery = np.stack(vectors)
 
+        shares: dict[Path, NDArray[np.float64] | None] = {}
+
         def rank(path: Path) -> Ranked:
             i = index[path]
             if run["n_faces"][i] == 0 or np.isnan(run["largest"][i]).any():
                 return []
             vector = np.asarray(run["largest"][i], np.float64)
             d = distances(gallery, vector, metric)
-            if scale is not None:
-                d = d / scale(vector)
+            if near is not None:
+                scale, shares[path] = near(vector)
+                d = d / scale
             best = np.full(len(people), np.inf)
             np.minimum.at(best, owner, d)
             order = np.argsort(best, kind="stable")[:2]
@@ -102,10 +106,12 @@ class Searches:
         self.m_yaw = np.array([turned(photo) for _, photo in mated], float)
         self.truth = [p for p, _ in mated]
         self.mated = [rank(photo) for _, photo in mated]
+        self.m_shares = [shares.get(photo) for _, photo in mated]
         self.mated_person = np.array([people.index(p) for p in self.truth], int)
         strangers = sorted(plan.strangers)
         pairs = [(i, photo) for i, s in enumerate(strangers) for photo in plan.strangers[s]]
         self.non_mated = [rank(photo) for _, photo in pairs]
+        self.s_shares = [shares.get(photo) for _, photo in pairs]
         self.s_yaw = np.array([turned(photo) for _, photo in pairs], float)
         self.stranger_person = np.array([i for i, _ in pairs], int)
         self.stranger_people = len(strangers)
@@ -131,25 +137,37 @@ def _per_person(hit: NDArray[np.bool_], person: NDArray[np.int_], people: int) -
     return intervals.by_person(k[keep].round().astype(int), n[keep])
 
 
-def score(rule: Rule, s: Searches, max_yaw: float = float("inf")) -> dict[str, Any]:
+def score(
+    rule: Rule,
+    s: Searches,
+    max_yaw: float = float("inf"),
+    probe: Callable[[NDArray[np.float64]], Rule] | None = None,
+) -> dict[str, Any]:
     """DIR, wrong name, left unknown and FPIR of one rule, each with its interval; a face
-    turned further than ``max_yaw`` (the device's pose gate) is never named."""
+    turned further than ``max_yaw`` (the device's pose gate) is never named. ``probe``:
+    the rule for a probe of these domain shares (the device's tau per probe), where the
+    search has them; ``tau`` is then the mean of the taus the searches were judged by."""
+    used: list[float] = []
 
-    def decide(ranked: Ranked, yaw: float) -> str | None:
+    def decide(ranked: Ranked, yaw: float, shares: NDArray[np.float64] | None) -> str | None:
         if not ranked or abs(yaw) > max_yaw:  # a yaw not measured (nan) passes
             return None
-        return rule.decide([Candidate(p, d) for p, d in ranked]).person
+        own = rule if probe is None or shares is None else probe(shares)
+        used.append(own.tau)
+        return own.decide([Candidate(p, d) for p, d in ranked]).person
 
-    named = [decide(r, y) for r, y in zip(s.mated, s.m_yaw, strict=True)]
+    named = [decide(*a) for a in zip(s.mated, s.m_yaw, s.m_shares, strict=True)]
     right = np.array([n == t for n, t in zip(named, s.truth, strict=True)])
     wrong = np.array([n is not None and n != t for n, t in zip(named, s.truth, strict=True)])
     unknown = np.array([n is None for n in named])
     accepted = np.array(
-        [decide(r, y) is not None for r, y in zip(s.non_mated, s.s_yaw, strict=True)]
+        [decide(*a) is not None for a in zip(s.non_mated, s.s_yaw, s.s_shares, strict=True)]
     )
     people = len(s.people)
+    mixed = probe is not None and bool(used)
     return {
-        "tau": rule.tau,
+        "tau": float(np.mean(used)) if mixed else rule.tau,
+        **({"tau_per_probe": [float(min(used)), float(max(used))]} if mixed else {}),
         "margin": rule.margin,
         **({"max_yaw": max_yaw} if np.isfinite(max_yaw) else {}),
         "dir": _per_person(right, s.mated_person, people),
@@ -227,17 +245,23 @@ def curve(s: Searches, margin: float) -> list[list[float]]:
     return points
 
 
+Near = Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64] | None]]
+
+
 @dataclass(frozen=True)
 class Rules:
     """A system's rules: ``of(n)`` for a gallery of size n (``edge.decision.gallery_size``);
-    those named in ``scored`` compare cohort scores (``scale``: a probe's cohort scale), the others
-    distances. The sweeps (``at_fpir``, ``curves``) use the scores when there are any:
-    what the system's own rule compares."""
+    those named in ``scored`` compare cohort scores (``near``: a probe's cohort scale and
+    domain shares, ``Cohort.near``), the others distances; ``per_probe(n, shares)``: the
+    default rule for a probe with these domain shares (the device's tau per probe). The
+    sweeps (``at_fpir``, ``curves``) use the scores when there are any: what the system's
+    own rule compares."""
 
     of: Callable[[float], dict[str, Rule]]
-    scale: Callable[[NDArray[np.float64]], float] | None = None
+    near: Near | None = None
     scored: frozenset[str] = frozenset()
     max_yaw: float = float("inf")  # the pose gate of the "default rule"
+    per_probe: Callable[[float, NDArray[np.float64]], Rule] | None = None
 
 
 def rules_for(system: Any) -> Rules:
@@ -257,15 +281,23 @@ def rules_for(system: Any) -> Rules:
         return Rules(edge_rules, max_yaw=policy.max_yaw)
     cohort = bundle.cohort
     assert cohort is not None
-    return Rules(edge_rules, lambda v: cohort.scale(v, policy.metric), frozenset({"default rule"}),
-                 policy.max_yaw)  # fmt: skip
+    return Rules(edge_rules, lambda v: cohort.near(v, policy.metric), frozenset({"default rule"}),
+                 policy.max_yaw, policy.rule)  # fmt: skip
 
 
 def figures(run: Run, plan: OpenSetPlan, metric: str, rules: Rules) -> dict[str, Any]:
     """One system on one domain's plan, by its own rules."""
     raw = Searches(run, plan, metric)
-    s = raw if rules.scale is None else Searches(run, plan, metric, rules.scale)
-    named = rules.of(gallery_size(s.embeddings, len(s.people)))
+    s = raw if rules.near is None else Searches(run, plan, metric, rules.near)
+    size = gallery_size(s.embeddings, len(s.people))
+    named = rules.of(size)
+    per_probe = rules.per_probe
+
+    def probe(name: str) -> Callable[[NDArray[np.float64]], Rule] | None:
+        if per_probe is None or name != "default rule":
+            return None
+        return lambda shares: per_probe(size, shares)
+
     margins = sorted({0.0} | {r.margin for r in named.values()})
     return {
         "domain": plan.domain,
@@ -281,6 +313,7 @@ def figures(run: Run, plan: OpenSetPlan, metric: str, rules: Rules) -> dict[str,
                 rule,
                 s if name in rules.scored else raw,
                 rules.max_yaw if name == "default rule" else float("inf"),
+                probe(name),
             )
             for name, rule in named.items()
         },

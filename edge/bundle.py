@@ -10,10 +10,10 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from edge.boxmap import BoxMap
@@ -79,6 +79,21 @@ class CohortSpec:
     file: str  # a .npy matrix: ``faces`` rows of the encoder's embedding size
     k: int = Field(gt=0)  # a probe is judged against its k nearest
     faces: int = Field(gt=0)
+    domain_file: str | None = None  # a .npy of ``faces`` integers: each face's domain
+    domains: list[str] | None = None  # what those integers index (``lfw``, ``cfp``)
+
+
+def _open_set(value: Any) -> Any:
+    """The manifest's ``identify`` object as the table it holds (its per-domain taus
+    included), or as given for pydantic to reject."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return OpenSetTable.from_json(value)
+    except KeyError as exc:
+        raise ValueError(f"identify.{exc.args[0]}: a required field is missing") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"not an open-set table: {exc}") from exc
 
 
 @dataclass(frozen=True, config=_LENIENT)
@@ -91,7 +106,7 @@ class Manifest:
     alignment: AlignmentSpec
     tau: Thresholds
     files: dict[str, str]  # file name -> sha256
-    identify: OpenSetTable | None = None  # the open-set table (edge.decision)
+    identify: Annotated[OpenSetTable | None, BeforeValidator(_open_set)] = None  # edge.decision
     cohort: CohortSpec | None = None  # when set, the table is in cohort scores
 
 
@@ -182,8 +197,15 @@ def _load_cohort(root: Path, manifest: Manifest) -> Cohort | None:
     shape = (spec.faces, manifest.encoder.embedding_size)
     if vectors.shape != shape:
         raise BundleError(f"{path}: cohort of shape {vectors.shape}, the manifest says {shape}")
+    label = None
+    if spec.domain_file is not None:
+        where = root / spec.domain_file
+        try:
+            label = np.load(where, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{where}: not readable domain labels ({exc}): rebuild the bundle") from exc  # fmt: skip
     try:
-        return Cohort(vectors.astype(np.float32), spec.k)
+        return Cohort(vectors.astype(np.float32), spec.k, label, tuple(spec.domains or ()))
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}: rebuild the bundle") from exc
 
@@ -194,6 +216,8 @@ def _check_hashes(root: Path, manifest: Manifest) -> None:
         needed.add(manifest.alignment.landmarks_file)
     if manifest.cohort is not None:
         needed.add(manifest.cohort.file)
+        if manifest.cohort.domain_file:
+            needed.add(manifest.cohort.domain_file)
     unlisted = needed - set(manifest.files)
     if unlisted:
         raise BundleError(f"{root}: the manifest lists no sha256 for {sorted(unlisted)}")

@@ -14,10 +14,10 @@ the benchmarks and the export stage's tables) decides through this module.
   impostor faces is not them.
 - **Cohort normalization** (:class:`Cohort`): with a cohort (the bundle's calibrate
   people's photos) the table is in scores: a probe's distances over the mean of its ``k``
-  smallest to the cohort. Where everyone looks alike to the encoder (a
-  camera's light and angle) the cohort comes near too, and one threshold names about the
-  same share of strangers across domains (research/cohort_faces.py). ``[recognition]
-  tau`` is a plain distance and turns it off.
+  smallest to the cohort. Where everyone looks alike to the encoder (a camera's light and
+  angle) the cohort comes near too (research/cohort_faces.py). With the cohort's
+  domains, each probe's tau mixes the domains' own taus by its k nearest cohort faces'
+  domains (:meth:`Policy.rule`). ``[recognition] tau`` is a plain distance: it turns both off.
 - **Quality gates** (:class:`FaceQuality`): a face under ``[camera] min_face`` pixels is
   not looked at; one too blurry (``[recognition] min_sharpness``) or turned too far
   (``max_yaw``) is never named; enrollment has stricter gates (:func:`enrollment_problem`).
@@ -25,15 +25,14 @@ the benchmarks and the export stage's tables) decides through this module.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.open_set import OpenSetTable, gallery_size
 from edge.types import BBox, GalleryMatrix, Match
 
 #: the default target: at most 1% of strangers are given a name
@@ -92,13 +91,26 @@ def cohort_scale(to_cohort: NDArray[np.floating], k: int) -> NDArray[np.float64]
     return np.maximum(near.mean(axis=1), 1e-6)
 
 
+def domain_shares(
+    to_cohort: NDArray[np.floating], k: int, label: NDArray[np.intp], domains: int
+) -> NDArray[np.float64]:
+    """Per row of distances to the cohort, the share of its ``k`` nearest cohort faces
+    from each domain (``label``: each face's, an index of ``domains`` of them)."""
+    d = np.atleast_2d(np.asarray(to_cohort, np.float64))
+    near = np.asarray(label)[np.argpartition(d, k - 1, axis=1)[:, :k]]
+    return (near[:, :, None] == np.arange(domains)).mean(axis=1)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Cohort:
-    """The bundle's background faces (``vectors``, one row each) and how many of the
-    nearest judge a probe (``k``). Checked on load: a bundle error, not a crash later."""
+    """The bundle's background faces (``vectors``, one row each), how many of the nearest
+    judge a probe (``k``) and, when the bundle has them, each face's domain (``label``,
+    an index of ``domains``). Checked on load: a bundle error, not a crash later."""
 
     vectors: NDArray[np.float32]
     k: int
+    label: NDArray[np.intp] | None = None
+    domains: tuple[str, ...] = ()
     unit: NDArray[np.float32] = field(init=False, repr=False)  # rows at unit length
 
     def __post_init__(self) -> None:
@@ -109,16 +121,34 @@ class Cohort:
             raise ValueError("cohort: not every value is a finite number")
         if not 1 <= self.k <= v.shape[0]:
             raise ValueError(f"cohort: k must be in [1, {v.shape[0]}] (its faces), got {self.k}")
+        if self.label is not None:
+            lab = np.asarray(self.label)
+            if lab.shape != (v.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+                raise ValueError(f"cohort: expected one domain label per face, got shape {lab.shape}")  # fmt: skip
+            if not (lab.min() >= 0 and lab.max() < len(self.domains)):
+                raise ValueError(f"cohort: domain labels must be in [0, {len(self.domains)})")
         v = v.astype(np.float32)  # as distance() normalises it: once, not for every face
         object.__setattr__(self, "unit", v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))  # fmt: skip
 
-    def scale(self, vector: NDArray[np.floating], metric: str) -> float:
-        """The probe's divisor: the mean of its ``k`` smallest distances to the cohort."""
+    def to(self, vector: NDArray[np.floating], metric: str) -> NDArray[np.float64]:
+        """The probe's distances to every cohort face (one row)."""
         if metric != "cosine":
-            return float(cohort_scale(distance(vector, self.vectors, metric), self.k)[0])
+            return distance(vector, self.vectors, metric).astype(np.float64)
         q = np.atleast_2d(vector).astype(np.float32)
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        return float(cohort_scale(1.0 - q @ self.unit.T, self.k)[0])
+        return (1.0 - q @ self.unit.T).astype(np.float64)
+
+    def scale(self, vector: NDArray[np.floating], metric: str) -> float:
+        """The probe's divisor: the mean of its ``k`` smallest distances to the cohort."""
+        return float(cohort_scale(self.to(vector, metric), self.k)[0])
+
+    def near(self, vector: NDArray[np.floating], metric: str) -> tuple[float, NDArray[np.float64] | None]:  # fmt: skip
+        """The probe's scale and its :func:`domain_shares` (None: faces without domains)."""
+        d = self.to(vector, metric)
+        shares = None
+        if self.label is not None:
+            shares = domain_shares(d, self.k, self.label, len(self.domains))[0]
+        return float(cohort_scale(d, self.k)[0]), shares
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,67 +166,6 @@ class Rule:
         clear = len(ranked) < 2 or ranked[1].distance - best.distance >= self.margin
         known = best.distance <= self.tau and clear and best.distance < best.impostor
         return Match(best.person if known else None, best.distance, self.tau, known)
-
-
-def _increasing(name: str, values: tuple[float, ...], low: float, high: float) -> None:
-    if not values:
-        raise ValueError(f"{name}: expected at least one value")
-    if any(not (low < v < high) for v in values):
-        raise ValueError(f"{name}: every value must be in ({low:g}, {high:g}), got {list(values)}")
-    if any(b <= a for a, b in itertools.pairwise(values)):
-        raise ValueError(f"{name}: must be strictly increasing, got {list(values)}")
-
-
-@dataclass(frozen=True, slots=True)
-class OpenSetTable:
-    """The manifest's ``identify`` table: per gallery size and target share of strangers
-    named, the tau that gives it (``tau[size][rate]``) with ``margin``. Checked on load."""
-
-    margin: float
-    sizes: tuple[float, ...]
-    rates: tuple[float, ...]
-    tau: tuple[tuple[float, ...], ...]
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.margin < math.inf):
-            raise ValueError(f"margin: expected a number >= 0, got {self.margin}")
-        _increasing("sizes", self.sizes, 0.5, math.inf)
-        _increasing("rates", self.rates, 0.0, 1.0)
-        shape = (len(self.sizes), len(self.rates))
-        if len(self.tau) != shape[0] or any(len(row) != shape[1] for row in self.tau):
-            raise ValueError(f"tau: expected {shape[0]} rows of {shape[1]} values (sizes x rates)")
-        if any(not (0 < t < math.inf) for row in self.tau for t in row):
-            raise ValueError("tau: every value must be a positive number")
-
-    @staticmethod
-    def from_json(table: Mapping[str, Any]) -> OpenSetTable:
-        """The table from the manifest's JSON (other keys, the figures, are ignored)."""
-        return OpenSetTable(
-            float(table["margin"]),
-            tuple(float(v) for v in table["sizes"]),
-            tuple(float(v) for v in table["rates"]),
-            tuple(tuple(float(v) for v in row) for row in table["tau"]),
-        )
-
-    def tau_for(self, comparisons: float, strangers_accepted: float) -> float:
-        """tau for a gallery of this size (:func:`gallery_size`) at a target share of
-        strangers accepted, interpolated in logs. Past the largest size the last step goes
-        on, never looser (a stranger meets more faces); a rate outside is clamped."""
-        sizes = np.log10(self.sizes)
-        taus = np.asarray(self.tau)  # [size][rate]
-        n = math.log10(max(1, comparisons))
-        by_rate = [float(np.interp(n, sizes, taus[:, j])) for j in range(taus.shape[1])]
-        if n > sizes[-1] and len(sizes) > 1:
-            slope = np.minimum(0.0, (taus[-1] - taus[-2]) / (sizes[-1] - sizes[-2]))
-            by_rate = [max(0.0, float(t)) for t in taus[-1] + slope * (n - sizes[-1])]
-        return float(np.interp(math.log10(strangers_accepted), np.log10(self.rates), by_rate))
-
-
-def gallery_size(embeddings: int, people: int) -> float:
-    """The size the table is read at: sqrt(embeddings x people). It is simulated with one
-    photo each; a person's m photos are about sqrt(m) chances for a stranger, not m, on
-    select people (research/cohort_faces.py; docs/RECOGNITION.md)."""
-    return math.sqrt(max(embeddings, 0) * max(people, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +222,26 @@ class Policy:
         s = self.cohort.scale(vector, self.metric)
         return [Candidate(c.person, c.distance / s, c.impostor / s) for c in ranked]
 
+    def judge(self, vector: NDArray[np.floating], ranked: list[Candidate], comparisons: float) -> Match:  # fmt: skip
+        """The verdict on ``vector`` (its ``ranked`` distances) in a gallery of this size
+        (:func:`gallery_size`), before the gates: scored and with the probe's own tau
+        (:meth:`rule` with its domain shares) when :attr:`scored`."""
+        if not ranked or not self.scored:
+            return self.rule(comparisons).decide(ranked)
+        assert self.cohort is not None
+        s, shares = self.cohort.near(vector, self.metric)
+        scored = [Candidate(c.person, c.distance / s, c.impostor / s) for c in ranked]
+        return self.rule(comparisons, shares).decide(scored)
+
+    def domain_taus(self, comparisons: float) -> NDArray[np.float64] | None:
+        """Each cohort domain's own tau for a gallery of this size (the table's
+        ``tau_by_domain``; the blended tau for a domain without one), or None when the
+        rule is one tau for every probe (no such table or labels, or a ``tau`` set)."""
+        table, cohort, rate = self.open_set, self.cohort, self.strangers_accepted
+        if not self.scored or table is None or cohort is None or not table.by_domain:
+            return None
+        return np.array([table.tau_for(comparisons, rate, d) for d in cohort.domains]) if cohort.domains else None  # fmt: skip
+
     def verify_threshold(self) -> float:
         return self.verify_tau if self.tau is None else self.tau
 
@@ -260,15 +249,23 @@ class Policy:
         """One-to-one: the same person iff the distance is within the threshold."""
         return d <= self.verify_threshold()
 
-    def rule(self, comparisons: float) -> Rule:
-        """The identification rule for a gallery of this size (:func:`gallery_size`)."""
+    def rule(self, comparisons: float, shares: NDArray[np.floating] | None = None) -> Rule:
+        """The identification rule for a gallery of this size (:func:`gallery_size`); for
+        a probe whose nearest cohort faces come from each domain in these ``shares``
+        (``Cohort.near``), its tau is theirs mixed by them (:meth:`domain_taus`): a face
+        of the light and lens of one domain is judged by that domain's strangers. Without
+        shares, the blended tau."""
         table = self.open_set
         if table is None:
             tau = self.identify_tau if self.tau is None else self.tau
             return Rule(tau, self.margin or 0.0)
         margin = table.margin if self.margin is None else self.margin
-        tau = table.tau_for(comparisons, self.strangers_accepted) if self.tau is None else self.tau
-        return Rule(tau, margin)
+        if self.tau is not None:
+            return Rule(self.tau, margin)
+        per = None if shares is None else self.domain_taus(comparisons)
+        if per is not None:
+            return Rule(float(np.dot(shares, per)), margin)
+        return Rule(table.tau_for(comparisons, self.strangers_accepted), margin)
 
     def looked_at(self, box: BBox) -> bool:  # big enough to be recognised at all?
         return box.short_side >= self.min_face
@@ -284,17 +281,20 @@ class Policy:
 
     def for_gallery(self, gallery: GalleryMatrix) -> Decider:
         size = gallery_size(len(gallery.vectors), len(gallery.names))
-        return Decider(self, gallery, self.rule(size))
+        return Decider(self, gallery, self.rule(size), size)
 
 
 @dataclass(frozen=True, slots=True)
 class Decider:
-    """A gallery snapshot with the rule for its size: the verdict for one face."""
+    """A gallery snapshot with its size (:func:`gallery_size`) and the rule for it
+    (``rule``: without a probe's domain shares, the blended tau: what the log shows):
+    the verdict for one face."""
 
     policy: Policy
     gallery: GalleryMatrix
     rule: Rule
+    size: float
 
     def decide(self, vector: NDArray[np.float32], q: FaceQuality) -> Match:
-        ranked = self.policy.scores(vector, rank(self.gallery, vector, self.policy.metric))
-        return self.policy.gate(self.rule.decide(ranked), q)
+        ranked = rank(self.gallery, vector, self.policy.metric)
+        return self.policy.gate(self.policy.judge(vector, ranked, self.size), q)

@@ -111,8 +111,8 @@ def looks_like(sample: Sample, others: GalleryMatrix, policy: Policy) -> str | N
     """Why ``sample`` should not be enrolled: the rule names it as another person."""
     if not others.names:
         return None
-    ranked = policy.scores(sample.vector, rank(others, sample.vector, policy.metric))
-    match = policy.rule(len(others.vectors)).decide(ranked)
+    ranked = rank(others, sample.vector, policy.metric)
+    match = policy.judge(sample.vector, ranked, len(others.vectors))
     if not match.known:
         return None
     return (

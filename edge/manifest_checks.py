@@ -107,25 +107,34 @@ def problems(manifest: Manifest, cohort: Cohort | None) -> list[str]:
                 f"{manifest.tau.verify:.4g} by more than half"
             )
         return found
+    top = stranger_score(pairs, cohort.k) if cohort is not None and pairs is not None else None
+    for name, taus in [("", table.tau), *((f" ({d}'s taus)", t) for d, t in table.by_domain)]:
+        found += _table_problems(f"the open-set table{name}", np.asarray(taus, np.float64), top, limit, where)  # fmt: skip
     values = np.asarray(table.tau, dtype=np.float64)  # [size][rate]
     low, high = float(values.min()), float(values.max())
-    if cohort is not None and pairs is not None:
-        top = stranger_score(pairs, cohort.k)
-        if high >= top:
-            found.append(
-                f"the open-set table's loosest tau {high:.4g} reaches the median score of a "
-                f"cohort stranger ({top:.4g})"
-            )
-    elif limit is not None and high >= limit:
-        found.append(f"the open-set table's loosest tau {high:.4g} is at or beyond {where}")
     slack = TABLE_SLACK * max(high, 1e-9)
-    if (np.diff(values, axis=1) < -slack).any():
-        found.append("the open-set table gets stricter as more strangers are allowed")
-    if (np.diff(values, axis=0) > slack).any():
-        found.append("the open-set table gets looser as the gallery grows")
     if not low - slack <= manifest.tau.identify <= high + slack:
         found.append(
             f"tau.identify {manifest.tau.identify:.4g} is outside its open-set table "
             f"({low:.4g} to {high:.4g})"
         )
+    return found
+
+
+def _table_problems(
+    what: str, values: np.ndarray, top: float | None, limit: float | None, where: str
+) -> list[str]:
+    """What is implausible in one table of taus [size][rate]: ``top`` the median cohort
+    stranger's score (cohort scores), else ``limit`` a distance no tau may reach."""
+    found = []
+    high = float(values.max())
+    if top is not None and high >= top:
+        found.append(f"{what}'s loosest tau {high:.4g} reaches the median score of a cohort stranger ({top:.4g})")  # fmt: skip
+    elif top is None and limit is not None and high >= limit:
+        found.append(f"{what}'s loosest tau {high:.4g} is at or beyond {where}")
+    slack = TABLE_SLACK * max(high, 1e-9)
+    if (np.diff(values, axis=1) < -slack).any():
+        found.append(f"{what} gets stricter as more strangers are allowed")
+    if (np.diff(values, axis=0) > slack).any():
+        found.append(f"{what} gets looser as the gallery grows")
     return found

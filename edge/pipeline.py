@@ -135,10 +135,13 @@ class Pipeline:
         # never a missed one
         self._version, self._checked = self.gallery.data_version(), self.clock.monotonic()
         self.decider = self.policy.for_gallery(self.gallery.matrix(self.encoder_id))
-        rule = self.decider.rule
+        rule, per = self.decider.rule, self.policy.domain_taus(self.decider.size)
+        cohort = self.policy.cohort
+        own = "" if per is None or cohort is None else " (a face's own: its cohort domains' " + ", ".join(
+            f"{d} {t:.3f}" for d, t in zip(cohort.domains, per, strict=True)) + ")"  # fmt: skip
         logger.info(
-            "gallery: %d person(s), %d embedding(s); tau %.3f, margin %.3f",
-            len(self.matrix.names), len(self.matrix.vectors), rule.tau, rule.margin,
+            "gallery: %d person(s), %d embedding(s); tau %.3f%s, margin %.3f",
+            len(self.matrix.names), len(self.matrix.vectors), rule.tau, own, rule.margin,
         )  # fmt: skip
 
     def _maybe_reload(self) -> None:

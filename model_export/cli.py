@@ -294,10 +294,16 @@ def calibrate(bundle: Path, out: Path | None, data: Path | None) -> None:
         fail(exc)
     manifest = json.loads((path / "manifest.json").read_text())
     ident, cohort = manifest["identify"], manifest["cohort"]
+    from edge.decision import OpenSetTable
+
+    fitted = OpenSetTable.from_json(ident)
     click.echo(table([("bundle", str(path)), ("encoder id", manifest["encoder_id"]),
                       ("cohort", f"{cohort['faces']} faces, k {cohort['k']}"),
                       ("margin", ident["margin"]),
-                      ("tau.identify (gallery of 100, 1%)", f"{manifest['tau']['identify']:.4f}")]))  # fmt: skip
+                      ("tau.identify (gallery of 100, 1%)", f"{manifest['tau']['identify']:.4f}"),
+                      *((f"  {d}'s own (a face near its cohort faces)",
+                         f"{fitted.tau_for(100, 0.01, d):.4f}")
+                        for d, _ in fitted.by_domain)]))  # fmt: skip
 
 
 @main.command()

@@ -13,7 +13,10 @@ confidence bound over resamples of the strangers by person (:func:`bootstrap_tau
 domain of a few dozen strangers gets a stricter tau than its quantile), and the shares of
 known probes then named correctly and named wrong are measured. The margin naming the
 most correctly less ten times the named wrong at 1% becomes the bundle's
-(:func:`choose_margin`).
+(:func:`choose_margin`). Each domain's taus are shipped (``tau_by_domain``; a smaller
+domain's continued past its sizes, :func:`continued`) beside their :func:`blend`: the
+device mixes them for each probe by the domains of its nearest cohort faces
+(edge.decision; chosen on select people, research/domain_tau.py).
 
 With a cohort (the build's default: every photo of these people, shipped in the bundle),
 every distance is first divided by its probe's cohort scale, so the table's taus and
@@ -247,26 +250,31 @@ def choose_margin(
     return max(MARGINS, key=worth), seen
 
 
+def continued(
+    reference: dict[int, list[float]], other: dict[int, list[float]]
+) -> dict[int, list[float]]:
+    """The other domain's taus at every size of the reference's: sizes it has too few
+    people for take the reference's tau moved by the other's mean difference over its
+    galleries of 10 people and more (a domain whose strangers come nearer at 30 people
+    still does at 300; a mean, because one size's quantile over a few dozen strangers is
+    noisy)."""
+    common = [n for n in other if n in reference]
+    shared = [n for n in common if n >= 10] or [max(common)]
+    gap = np.array([np.subtract(other[n], reference[n]) for n in shared]).mean(axis=0)
+    return {n: list(other.get(n, list(np.add(row, gap)))) for n, row in reference.items()}
+
+
 def blend(
     reference: dict[int, list[float]], other: dict[int, list[float]]
 ) -> dict[int, list[float]]:
-    """Per size and rate, the mean of two domains' taus: the rule's target holds on
-    average over the calibration domains, one rule for both. Sizes the other domain has
-    too few people for take the reference's tau moved by the other domain's mean
-    difference over its galleries of 10 people and more (a domain whose strangers come
-    nearer at 30 people still does at 300; a mean, because one size's quantile over a few
-    dozen strangers is noisy). Chosen on select people (``research.bundle_rule``): the
-    strictest domain's tau instead named almost no stranger and left most known people
-    unknown for every bundle; LFW's alone named several times its target on CFP."""
-    common = [n for n in other if n in reference]
-    shared = [n for n in common if n >= 10] or [max(common)]
-    diffs = np.array([np.subtract(other[n], reference[n]) for n in shared])
-    gap = diffs.mean(axis=0)
-    out = {}
-    for n, row in reference.items():
-        theirs = other.get(n, list(np.add(row, gap)))
-        out[n] = [(r + o) / 2 for r, o in zip(row, theirs, strict=True)]
-    return out
+    """Per size and rate, the mean of two domains' taus (the other's :func:`continued`):
+    the rule's target holds on average over the calibration domains, one rule for both,
+    what a probe of no known domain is judged by. Chosen on select people
+    (``research.bundle_rule``): the strictest domain's tau instead named almost no
+    stranger and left most known people unknown for every bundle; LFW's alone named
+    several times its target on CFP."""
+    theirs = continued(reference, other)
+    return {n: [(r + o) / 2 for r, o in zip(row, theirs[n], strict=True)] for n, row in reference.items()}  # fmt: skip
 
 
 def monotone(rows: list[list[float]]) -> NDArray[np.float64]:
@@ -301,10 +309,11 @@ def open_set_table(
     ``domains`` (one label per person, e.g. ``lfw`` and ``cfp``): galleries are simulated
     within each domain (a camera's enrolled people and its strangers come from the same
     light and lens; strangers of another domain against a mixed gallery are far from
-    everyone and make the pooled tau too loose), and the domains' taus are blended
-    (:func:`blend`): one rule for every domain. The margin is chosen on the domain with
-    the most people; a domain with fewer than ``MIN_DOMAIN`` people is only part of the
-    cohort. The table is then made :func:`monotone`."""
+    everyone and make the pooled tau too loose): each domain's taus (``tau_by_domain``,
+    with two domains or more) and their blend (``tau``, :func:`blend`: a probe of no
+    known domain). The margin, one for every domain, is chosen on the domain with the
+    most people; a domain with fewer than ``MIN_DOMAIN`` people is only part of the
+    cohort. Every table is then made :func:`monotone`."""
     rng = np.random.default_rng(seed)
     p, q = len(first), len(second)
     if p < MIN_PEOPLE or q < 10:
@@ -345,14 +354,21 @@ def open_set_table(
     sizes = list(ref)
     by_domain = {name: _taus(sim, best, confidence, seed) for name, sim in sims.items()}
     table = by_domain[reference]
+    own = {reference: table}
     for name, taus in by_domain.items():
         if name != reference:
             table = blend(table, taus)
+            own[name] = continued(by_domain[reference], taus)
+
+    def rounded(rows: dict[int, list[float]]) -> list[list[float]]:
+        return [[round(float(t), 5) for t in row] for row in monotone([rows[n] for n in sizes])]
+
     return {
         "margin": best,
         "sizes": sizes,
         "rates": RATES,
-        "tau": [[round(float(t), 5) for t in row] for row in monotone([table[n] for n in sizes])],
+        "tau": rounded(table),
+        **({"tau_by_domain": {n: rounded(t) for n, t in own.items()}} if len(own) > 1 else {}),
         "correct_at_1pct": {str(m): [round(c, 4) for c in seen[m][0]] for m in MARGINS},
         "wrong_at_1pct": {str(m): [round(c, 5) for c in seen[m][1]] for m in MARGINS},
         "wrong_cost": wrong_cost,

@@ -27,6 +27,7 @@ from model_export.impostors import COHORT_K, MIN_PEOPLE, open_set_table
 logger = logging.getLogger(__name__)
 
 COHORT_FILE = "cohort.npy"
+DOMAIN_FILE = "cohort_domains.npy"  # each cohort face's domain, an index of cohort.domains
 
 
 class OpenSetError(EdgeError):
@@ -47,7 +48,9 @@ def fit_into(
     and the table, the cohort's entry and tau.identify into ``manifest``. ``second``:
     another face of the first people, in the same order; ``domains``: each first face's
     domain (``lfw``, ``cfp``), simulated apart (``model_export.impostors``); ``more``:
-    further faces and the index of each one's person, searched as strangers too.
+    further faces and the index of each one's person, searched as strangers too. With
+    two domains or more, each cohort face's domain is written beside it (``DOMAIN_FILE``):
+    the device mixes the domains' own taus by a probe's nearest cohort faces.
 
     Every photo goes into the cohort, not one per person (research/cohort_faces.py, on
     select people): with one face each, CFP's 87 people against LFW's 665 made a CFP
@@ -68,6 +71,11 @@ def fit_into(
     np.save(staging / COHORT_FILE, cohort, allow_pickle=False)
     table = open_set_table(first, second, metric, cohort=cohort.astype(np.float32),
                            domains=domains, more=more, cohort_owner=owner)  # fmt: skip
+    names: list[str] = []
+    if domains is not None and "tau_by_domain" in table:  # a face's domain is its person's
+        names = sorted({str(d) for d in domains})
+        label = np.searchsorted(names, np.asarray(domains).astype(str)[owner]).astype(np.uint8)
+        np.save(staging / DOMAIN_FILE, label, allow_pickle=False)
     table["people_from"] = (
         f"{len(first)} calibrate people of data/splits.json (first and second photo; "
         f"{len(further[0])} further photos searched as strangers)"
@@ -81,6 +89,7 @@ def fit_into(
         "how": f"every photo of the {len(first)} calibrate people the table was fitted on "
         "(first, second and further near-frontal photos; float16): identification divides "
         f"a probe's distances by the mean of its {COHORT_K} nearest (edge.decision)",
+        **({"domain_file": DOMAIN_FILE, "domains": names} if names else {}),
     }
     tau = OpenSetTable.from_json(table).tau_for(100, DEFAULT_STRANGERS)
     manifest["tau"]["identify"] = tau
@@ -177,7 +186,7 @@ def recalibrate(bundle_dir: Path, out: Path, data_root: Path) -> Path:
     staging.chmod(0o755)  # mkdtemp makes it 0700: the service user must be able to read it
     try:
         for name in bundle.raw["files"]:
-            if name != COHORT_FILE:
+            if name not in (COHORT_FILE, DOMAIN_FILE):
                 shutil.copy2(bundle_dir / name, staging / name)
         for extra in sorted(p for p in bundle_dir.iterdir() if p.is_file()):
             if extra.name not in bundle.raw["files"] and extra.name != MANIFEST:

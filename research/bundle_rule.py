@@ -25,7 +25,7 @@ import numpy as np
 from bench.intervals import wilson
 from edge.bundle import load_bundle
 from edge.config import RecognitionConfig
-from edge.decision import Policy, cohort_scale, distance
+from edge.decision import Policy, cohort_scale, distance, domain_shares
 from edge.recognize import policy_for
 from model_export.data import data_root
 from research.face_table import build_table
@@ -35,14 +35,21 @@ logger = logging.getLogger("research.bundle_rule")
 
 
 def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, rows: np.ndarray,
-           people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Per search: nearest person, its score, the second's score (as ``Decider`` does)."""
+           people: int, comparisons: float) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Per search: nearest person, its score, the second's score and the search's tau in
+    a gallery of this size (as ``Decider`` decides: a tau per probe, its nearest cohort
+    faces' domains mixing the domains' own, where the bundle has them)."""
     d = distance(t.vec[rows], t.vec[gallery], policy.metric).astype(np.float64)
+    tau = np.full(len(rows), policy.rule(comparisons).tau)
     if policy.scored:
-        assert policy.cohort is not None
-        c = distance(t.vec[rows], policy.cohort.vectors, policy.metric)
-        d = d / cohort_scale(c, policy.cohort.k)[:, None]
-    return _two(_per_person(d, owner, people))
+        cohort = policy.cohort
+        assert cohort is not None
+        c = distance(t.vec[rows], cohort.vectors, policy.metric)
+        d = d / cohort_scale(c, cohort.k)[:, None]
+        per = policy.domain_taus(comparisons)
+        if per is not None and cohort.label is not None:
+            tau = domain_shares(c, cohort.k, cohort.label, len(cohort.domains)) @ per
+    return (*_two(_per_person(d, owner, people)), tau)
 
 
 #: what a gallery's size is counted in when the table is read: the device's choice
@@ -62,12 +69,13 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
                              "profile_named")}  # fmt: skip
     taus = []
     for dr in draws(t, domain, gallery_people, repeats, 2):
-        rule = p.rule(KEYS[key](len(dr.gallery), len(dr.people)))
-        taus.append(rule.tau)
+        size = KEYS[key](len(dr.gallery), len(dr.people))
+        rule = p.rule(size)
         for rows, truth, is_mated in ((dr.mated, dr.mated_owner, True),
                                       (dr.strangers, None, False)):  # fmt: skip
-            best, s1, s2 = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people))
-            named = (s1 <= rule.tau) & (s2 - s1 >= rule.margin) & (np.abs(t.yaw[rows]) <= max_yaw)
+            best, s1, s2, tau = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people), size)
+            taus.append(tau)
+            named = (s1 <= tau) & (s2 - s1 >= rule.margin) & (np.abs(t.yaw[rows]) <= max_yaw)
             prof = t.kind[rows] == "profile"
             if is_mated:
                 right = best == truth
@@ -81,7 +89,7 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
                 counts["named"] += int((named & ~prof).sum())
                 counts["profile_strangers"] += int(prof.sum())
                 counts["profile_named"] += int((named & prof).sum())
-    return {**counts, "tau": float(np.mean(taus)), "rate": rate, "key": key,
+    return {**counts, "tau": float(np.mean(np.concatenate(taus))), "rate": rate, "key": key,
             "max_yaw": None if np.isinf(max_yaw) else max_yaw}  # fmt: skip
 
 

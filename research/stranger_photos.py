@@ -68,15 +68,19 @@ def refitted(
     base: Policy, faces_: Faces, fit: Callable[..., dict[str, Any]] = open_set_table, **kwargs: Any
 ) -> tuple[Policy, dict[str, Any]]:
     """The open-set table fitted on the calibrate faces as the build fits it (every photo
-    the cohort, :func:`every_photo`; ``kwargs`` to ``fit``), and the device's policy
-    ``base`` with that table and cohort."""
+    the cohort, :func:`every_photo`, each face labelled with its domain when the table
+    has a tau per domain; ``kwargs`` to ``fit``), and the device's policy ``base`` with
+    that table and cohort."""
     first, second, domains, extra, owner = faces_
     cohort, who = every_photo(faces_)
     table = fit(first, second, base.metric, cohort=cohort, cohort_k=COHORT_K, domains=domains,
                 more=(extra, owner), cohort_owner=who, **kwargs)  # fmt: skip
-    policy = dataclasses.replace(
-        base, open_set=OpenSetTable.from_json(table), cohort=Cohort(cohort, COHORT_K)
-    )
+    label, names = None, ()
+    if "tau_by_domain" in table:  # as the build labels the cohort (model_export.open_set)
+        names = tuple(sorted({str(d) for d in domains}))
+        label = np.searchsorted(names, np.asarray(domains).astype(str)[who])
+    policy = dataclasses.replace(base, open_set=OpenSetTable.from_json(table),
+                                 cohort=Cohort(cohort, COHORT_K, label, names))  # fmt: skip
     return policy, table
 
 

@@ -40,7 +40,7 @@ def test_manifest_carries_the_figures(bundle_dir: Path) -> None:
     assert shipped == "int8" or not chosen["candidates"]["int8"]["accurate"]
     assert 0.3 < m["tau"]["verify"] < 0.8
     assert set(m["files"]) == {"encoder.tflite", "detector_yunet.onnx", "landmarks_5.npz",
-                               "cohort.npy"}  # fmt: skip
+                               "cohort.npy", "cohort_domains.npy"}  # fmt: skip
     # the open-set table in cohort scores: a stranger's nearest enrolled face against the
     # mean of its 20 nearest cohort faces (every photo the table was fitted on, up to 10
     # per calibrate person), which are nearer than a typical stranger
@@ -51,6 +51,17 @@ def test_manifest_carries_the_figures(bundle_dir: Path) -> None:
     assert m["encoder"]["macs"] > 2e8 and m["provenance"]["licence"].startswith("CC0")
     assert fit["no_face"] <= 0.005 * 2 * fit["pairs"]
     assert m["identify"]["people"] >= 700 and "calibrate people" in m["identify"]["people_from"]
+    # each cohort face's domain, and each domain's own taus, between which the averaged lie
+    loaded = load_bundle(bundle_dir)
+    assert loaded.cohort is not None and loaded.cohort.domains == ("cfp", "lfw")
+    assert loaded.cohort.label is not None
+    counts = np.bincount(loaded.cohort.label, minlength=2)
+    assert 0 < counts[0] < counts[1]  # fewer CFP calibrate faces than LFW's
+    own = m["identify"]["tau_by_domain"]
+    assert set(own) == {"cfp", "lfw"}
+    low, high = np.minimum(own["cfp"], own["lfw"]), np.maximum(own["cfp"], own["lfw"])
+    assert (low - 1e-4 <= np.asarray(m["identify"]["tau"])).all()
+    assert (np.asarray(m["identify"]["tau"]) <= high + 1e-4).all()
 
 
 def test_verify_passes_and_a_tampered_copy_is_refused(
@@ -121,8 +132,9 @@ def test_calibrate_fits_the_builds_own_rule_again(
     shutil.copytree(bundle_dir, old)
     m = json.loads((old / "manifest.json").read_text())
     built = {k: m.pop(k) for k in ("cohort", "identify")} | {"files": dict(m["files"])}
-    del m["files"]["cohort.npy"]
-    (old / "cohort.npy").unlink()
+    for name in ("cohort.npy", "cohort_domains.npy"):
+        del m["files"][name]
+        (old / name).unlink()
     (old / "manifest.json").write_text(json.dumps(m))
     assert load_bundle(old).cohort is None  # loads as a bundle of before cohorts
     out = tmp_path / "refit"
@@ -138,6 +150,9 @@ def test_calibrate_fits_the_builds_own_rule_again(
     table = refit.raw["identify"]
     assert table["margin"] == built["identify"]["margin"]
     assert np.allclose(table["tau"], built["identify"]["tau"], atol=1e-3)
+    for d, taus in built["identify"]["tau_by_domain"].items():
+        assert np.allclose(table["tau_by_domain"][d], taus, atol=1e-3), d
+    assert refit.cohort.domains == ("cfp", "lfw")
     assert refit.raw["files"]["encoder.tflite"] == built["files"]["encoder.tflite"]
     assert "model-export calibrate" in refit.raw["cohort"]["fitted_by"]
     assert out.stat().st_mode & 0o777 == 0o755  # readable by the service user

@@ -34,6 +34,7 @@ def test_manifest_describes_an_sface_bundle(sface_bundle_dir: Path) -> None:
         "encoder.tflite",
         "detector_yunet.onnx",
         "cohort.npy",
+        "cohort_domains.npy",
     }  # no landmarks
     q = m["quantization"]
     assert set(q["candidates"]) == {"int8", "dynamic", "float16", "float32"}

@@ -503,3 +503,67 @@ def test_impostors_are_scored_like_the_distances() -> None:
     m = with_impostors(matrix(a=[[0.1, 0.0]]), a=[[0.0, 0.05]])
     assert p.for_gallery(m).decide(v, SHARP).known is False
     assert p.for_gallery(matrix(a=[[0.1, 0.0]])).decide(v, SHARP).known is True
+
+
+# --- a tau per domain ----------------------------------------------------------------
+
+BY_DOMAIN = {**TABLE, "tau_by_domain": {
+    "lfw": [[0.4, 0.5, 0.6], [0.35, 0.45, 0.55], [0.3, 0.4, 0.5]],
+    "cfp": [[0.6, 0.7, 0.8], [0.55, 0.65, 0.75], [0.5, 0.6, 0.7]],
+}}  # fmt: skip
+
+
+def test_domain_shares_count_the_k_nearest_faces_of_each_domain() -> None:
+    from edge.decision import domain_shares
+
+    d = np.array([[0.1, 0.2, 0.3, 5.0, 0.15], [9.0, 0.1, 8.0, 0.2, 7.0]])
+    label = np.array([0, 1, 1, 0, 2])
+    shares = domain_shares(d, 3, label, 3)
+    assert np.allclose(shares, 1 / 3)  # one face of each domain among the three nearest
+    assert domain_shares(d, 1, label, 3).tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    assert domain_shares(d, 2, label, 3)[1].tolist() == [0.5, 0.5, 0.0]  # faces 1 and 3
+
+
+def test_the_table_reads_each_domains_own_taus_and_the_blend_for_others() -> None:
+    t = OpenSetTable.from_json(BY_DOMAIN)
+    assert [name for name, _ in t.by_domain] == ["cfp", "lfw"]
+    assert t.tau_for(100, 0.01, "lfw") == pytest.approx(0.4)
+    assert t.tau_for(100, 0.01, "cfp") == pytest.approx(0.6)
+    assert t.tau_for(100, 0.01) == t.tau_for(100, 0.01, "other") == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"tau_by_domain\.cfp: expected 3 rows"):
+        OpenSetTable.from_json({**BY_DOMAIN, "tau_by_domain": {"cfp": [[0.5, 0.6, 0.7]]}})
+    with pytest.raises(ValueError, match="positive"):
+        OpenSetTable.from_json({**BY_DOMAIN, "tau_by_domain": {"cfp": [[0.0] * 3] * 3}})
+
+
+def test_a_probe_is_judged_by_the_taus_of_its_nearest_cohort_faces_domains() -> None:
+    """LFW's cohort faces lie around (0, 1), CFP's around (0, -1); a probe near LFW's gets
+    LFW's tau, one between them half of each, and the same distance to alice is named
+    under CFP's looser tau and not under LFW's."""
+    faces = np.array([[0.0, 1.0], [0.1, 1.0], [0.0, -1.0], [0.1, -1.0]], np.float32)
+    cohort = Cohort(faces, k=2, label=np.array([1, 1, 0, 0]), domains=("cfp", "lfw"))
+    p = policy(open_set=OpenSetTable.from_json(BY_DOMAIN), cohort=cohort)
+    assert p.domain_taus(100).tolist() == pytest.approx([0.6, 0.4])  # cfp, lfw
+    assert p.rule(100, np.array([0.0, 1.0])).tau == pytest.approx(0.4)
+    assert p.rule(100, np.array([0.5, 0.5])).tau == pytest.approx(0.5)
+    assert p.rule(100).tau == pytest.approx(0.5)  # no probe: the blend
+    g = matrix(alice=[[2.0, 0.0]])
+    near_lfw, near_cfp = np.array([1.5, 0.8], np.float32), np.array([1.5, -0.8], np.float32)
+    lfw, cfp = (p.for_gallery(g).decide(v, SHARP) for v in (near_lfw, near_cfp))
+    assert lfw.tau == pytest.approx(0.5) and cfp.tau == pytest.approx(0.7)  # at size 1
+    assert lfw.distance == pytest.approx(cfp.distance)  # the same score, mirrored
+    assert 0.5 < lfw.distance <= 0.7 and not lfw.known and cfp.person == "alice"
+    # a configured tau, or a cohort without labels: one tau for every probe
+    assert policy(open_set=p.open_set, cohort=cohort, tau=0.3).rule(100, np.array([1.0, 0.0])).tau == 0.3  # fmt: skip
+    plain = policy(open_set=p.open_set, cohort=Cohort(faces, k=2))
+    assert plain.domain_taus(100) is None and plain.for_gallery(g).decide(near_cfp, SHARP).tau == pytest.approx(0.6)  # fmt: skip
+
+
+def test_cohort_domain_labels_are_checked() -> None:
+    faces = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="one domain label per face"):
+        Cohort(faces, 1, np.array([0, 1]), ("a", "b"))
+    with pytest.raises(ValueError, match="one domain label per face"):
+        Cohort(faces, 1, np.array([0.0, 1.0, 0.0]), ("a", "b"))
+    with pytest.raises(ValueError, match=r"in \[0, 2\)"):
+        Cohort(faces, 1, np.array([0, 1, 2]), ("a", "b"))

@@ -158,6 +158,47 @@ def test_the_cohort_loads_checked(tmp_path: Path) -> None:
         load_bundle(root)
 
 
+def with_domains(root: Path, label: np.ndarray, domains: list[str], taus: object = None) -> Path:
+    """``root``'s cohort with each face's domain, and the table with a tau per domain."""
+    np.save(root / "cohort_domains.npy", label, allow_pickle=False)
+    data = json.loads((root / "manifest.json").read_text())
+    data["cohort"] |= {"domain_file": "cohort_domains.npy", "domains": domains}
+    own = {"lfw": [[0.45, 0.55], [0.35, 0.45]], "cfp": [[0.55, 0.65], [0.45, 0.55]]}
+    data["identify"] = {**IDENTIFY, "tau_by_domain": own if taus is None else taus}
+    data["files"]["cohort_domains.npy"] = sha256_file(root / "cohort_domains.npy")
+    (root / "manifest.json").write_text(json.dumps(data))
+    return root
+
+
+def test_the_cohorts_domains_and_the_tables_taus_per_domain_load_checked(tmp_path: Path) -> None:
+    faces = np.random.default_rng(0).normal(size=(5, 128)).astype(np.float16)
+    label = np.array([0, 0, 1, 1, 1], np.uint8)
+    b = load_bundle(with_domains(with_cohort(write_bundle(tmp_path / "b"), faces), label, ["cfp", "lfw"]))  # fmt: skip
+    assert b.cohort is not None and b.cohort.domains == ("cfp", "lfw")
+    assert b.cohort.label is not None and b.cohort.label.tolist() == [0, 0, 1, 1, 1]
+    assert b.manifest.identify is not None and b.manifest.identify.tau_for(100, 0.01, "lfw") == 0.35
+    bad = [
+        (np.array([0, 0, 1, 1, 2], np.uint8), None, r"in \[0, 2\)"),
+        (np.array([0, 1], np.uint8), None, "one domain label per face"),
+        (label, {"lfw": [[0.4, 0.5]]}, r"tau_by_domain\.lfw: expected 2 rows"),
+        (
+            label,
+            {"lfw": [[0.4, 0.5], [0.5, 0.6]]},
+            r"lfw's taus\) gets looser as the gallery grows",
+        ),
+    ]
+    for i, (wrong, taus, why) in enumerate(bad):
+        root = with_domains(with_cohort(write_bundle(tmp_path / f"x{i}"), faces), wrong, ["cfp", "lfw"], taus)  # fmt: skip
+        with pytest.raises(BundleError, match=why):
+            load_bundle(root)
+    root = with_domains(with_cohort(write_bundle(tmp_path / "t"), faces), label, ["cfp", "lfw"])
+    (root / "cohort_domains.npy").write_bytes(b"not numpy")
+    with pytest.raises(BundleError, match=r"cohort_domains\.npy: sha256"):
+        load_bundle(root)
+    with pytest.raises(BundleError, match="not readable domain labels"):
+        load_bundle(root, verify_hashes=False)
+
+
 @pytest.mark.parametrize(
     ("vectors", "k", "faces", "why"),
     [

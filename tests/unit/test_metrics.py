@@ -249,6 +249,43 @@ def test_the_build_ships_every_photo_it_fitted_on_as_the_cohort(tmp_path: Path) 
     assert "60 further photos" in manifest["identify"]["people_from"]
 
 
+def test_the_build_ships_each_cohort_faces_domain_and_each_domains_taus(tmp_path: Path) -> None:
+    """Two domains: the cohort's faces carry their person's domain, the table a tau per
+    domain beside the blend (CFP's sizes past its own continued by its gap to LFW), and
+    the blend lies between them."""
+    from edge.decision import OpenSetTable
+    from model_export.open_set import DOMAIN_FILE, fit_into
+
+    rng = np.random.default_rng(3)
+    n = 170  # people 0-9 and 20-59 CFP (50), the others LFW (120)
+    domains = np.array(["cfp" if i < 10 or 20 <= i < 60 else "lfw" for i in range(n)])
+    first = rng.normal(size=(n, 8)).astype(np.float32)
+    first[domains == "cfp"] *= 0.7  # CFP's faces crowd together
+    second = first[:20] + rng.normal(scale=0.3, size=(20, 8)).astype(np.float32)
+    manifest: dict = {"tau": {}}
+    fit_into(tmp_path, manifest, first, second, "euclidean", domains)
+    label = np.load(tmp_path / DOMAIN_FILE)
+    assert manifest["cohort"]["domains"] == ["cfp", "lfw"]
+    assert manifest["cohort"]["domain_file"] == DOMAIN_FILE and label.shape == (n + 20,)
+    assert label[:n].tolist() == [0 if d == "cfp" else 1 for d in domains]
+    assert label[n:].tolist() == label[:20].tolist()  # a second photo is its person's
+    table = OpenSetTable.from_json(manifest["identify"])
+    own = dict(table.by_domain)
+    assert set(own) == {"cfp", "lfw"}
+    assert manifest["identify"]["domains"]["cfp"]["sizes"] == [1, 3, 10]  # 50 - 30 strangers
+    blend, lfw, cfp = (np.asarray(t) for t in (table.tau, own["lfw"], own["cfp"]))
+    assert blend.shape == lfw.shape == cfp.shape == (len(table.sizes), len(table.rates))
+    lo, hi = np.minimum(lfw, cfp), np.maximum(lfw, cfp)
+    assert (blend >= lo - 1e-4).all() and (blend <= hi + 1e-4).all()
+    assert not np.allclose(lfw, cfp)
+    # one domain: no labels and no taus per domain
+    one: dict = {"tau": {}}
+    (tmp_path / "one").mkdir()
+    fit_into(tmp_path / "one", one, first, second, "euclidean")
+    assert "domains" not in one["cohort"] and "tau_by_domain" not in one["identify"]
+    assert not (tmp_path / "one" / DOMAIN_FILE).exists()
+
+
 def test_a_lower_bound_tau_is_stricter_where_a_domain_has_few_strangers() -> None:
     """Resampled by person, the 1% tau of a few dozen strangers' people moves far below its
     quantile; that of a thousand barely moves."""
