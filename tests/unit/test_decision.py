@@ -567,3 +567,45 @@ def test_cohort_domain_labels_are_checked() -> None:
         Cohort(faces, 1, np.array([0.0, 1.0, 0.0]), ("a", "b"))
     with pytest.raises(ValueError, match=r"in \[0, 2\)"):
         Cohort(faces, 1, np.array([0, 1, 2]), ("a", "b"))
+
+
+def test_domain_shares_are_those_of_the_k_nearest_on_many_faces() -> None:
+    """Against a sort, on rows of 200 faces and several k: exactly the k nearest faces'
+    domains, whatever the distances' dtype."""
+    from edge.decision import domain_shares
+
+    rng = np.random.default_rng(5)
+    d = rng.uniform(0.2, 2.0, (20, 200)).astype(np.float32)
+    label = rng.integers(0, 3, 200)
+    for k in (1, 2, 7, 20, 50):
+        nearest = label[np.argsort(d.astype(np.float64), axis=1)[:, :k]]
+        want = np.stack([(nearest == j).mean(axis=1) for j in range(3)], axis=1)
+        assert np.array_equal(domain_shares(d, k, label, 3), want), k
+    assert domain_shares(d[0], 5, label, 3).shape == (1, 3)  # one row of distances
+
+
+def test_a_cosine_probes_domain_is_read_by_cosine_and_faces_of_any_length() -> None:
+    """The shares and scale of a cosine bundle's probe come from cosine distances, for
+    faces and probes shorter than unit length too (a Euclidean reading picks the other
+    domain here), and the mixed rule keeps the table's margin."""
+    faces = np.array([[0.05, 0.0], [0.04, 0.01], [0.0, 0.3], [0.01, 0.3]], np.float32)
+    cohort = Cohort(faces, k=2, label=np.array([0, 0, 1, 1]), domains=("cfp", "lfw"))
+    probe = np.array([0.0, 0.01], np.float32)  # short, and along LFW's faces
+    scale, shares = cohort.near(probe, "cosine")
+    assert shares is not None and shares.tolist() == [0.0, 1.0]
+    unit = faces / np.linalg.norm(faces, axis=1, keepdims=True)
+    cos = 1 - unit @ (probe / np.linalg.norm(probe))
+    assert scale == pytest.approx(np.sort(cos)[:2].mean(), rel=1e-5)
+    assert cohort.near(probe, "euclidean")[1].tolist() == [1.0, 0.0]  # nearer CFP's
+    p = policy(metric="cosine", open_set=OpenSetTable.from_json(BY_DOMAIN), cohort=cohort)
+    g = matrix(alice=[[0.0, 1.0]], bob=[[1.0, 0.0]])
+    m = p.for_gallery(g).decide(probe, SHARP)
+    assert m.tau == pytest.approx(p.rule(gallery_size(2, 2), np.array([0.0, 1.0])).tau)
+    assert m.distance == pytest.approx(0.0, abs=1e-6) and m.person == "alice"
+    assert p.rule(10, np.array([0.5, 0.5])).margin == 0.05
+    assert policy(open_set=p.open_set, cohort=cohort, margin=0.2).rule(10, np.array([1.0, 0.0])).margin == 0.2  # fmt: skip
+
+
+def test_a_table_whose_domains_are_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^tau_by_domain: expected an object of domain -> taus$"):
+        OpenSetTable.from_json({**TABLE, "tau_by_domain": [[0.5]]})

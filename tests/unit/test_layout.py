@@ -108,3 +108,16 @@ def test_test_files_have_unique_basenames() -> None:
     for path in sorted((REPO / "tests").rglob("test_*.py")):
         assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
         seen[path.name] = path
+
+
+def test_mutation_testing_skips_the_unit_tests_that_import_the_benchmarks() -> None:
+    """mutmut copies edge/ and model_export/, not bench/: a unit test that imports a bench
+    module fails to collect there and stops ``make mutate`` before any mutant runs (as
+    test_bench_feedback.py did), so each one must be in its ignore list."""
+    import tomllib
+
+    args = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    ignored = {a.removeprefix("--ignore=") for a in args["pytest_add_cli_args_test_selection"]}
+    for path in sorted((REPO / "tests" / "unit").glob("test_*.py")):
+        if '/ "bench"' in path.read_text():
+            assert f"tests/unit/{path.name}" in ignored, f"{path.name}: add it to [tool.mutmut]"
