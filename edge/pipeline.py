@@ -135,14 +135,20 @@ class Pipeline:
         # never a missed one
         self._version, self._checked = self.gallery.data_version(), self.clock.monotonic()
         self.decider = self.policy.for_gallery(self.gallery.matrix(self.encoder_id))
-        rule, per = self.decider.rule, self.policy.domain_taus(self.decider.size)
-        cohort = self.policy.cohort
-        own = "" if per is None or cohort is None else " (a face's own: its cohort domains' " + ", ".join(
-            f"{d} {t:.3f}" for d, t in zip(cohort.domains, per, strict=True)) + ")"  # fmt: skip
+        rule = self.decider.rule
         logger.info(
             "gallery: %d person(s), %d embedding(s); tau %.3f%s, margin %.3f",
-            len(self.matrix.names), len(self.matrix.vectors), rule.tau, own, rule.margin,
+            len(self.matrix.names), len(self.matrix.vectors), rule.tau, self._own_taus(), rule.margin,
         )  # fmt: skip
+
+    def _own_taus(self) -> str:
+        """The bundle's domains' own taus for this gallery, as the log shows them after
+        the averaged tau ('' for a rule of one tau)."""
+        per, cohort = self.policy.domain_taus(self.decider.size), self.policy.cohort
+        if per is None or cohort is None:
+            return ""
+        taus = ", ".join(f"{d} {per[i]:.3f}" for i, d in enumerate(cohort.domains))
+        return f" (each face's own mixes its nearest cohort faces' domains: {taus})"
 
     def _maybe_reload(self) -> None:
         now = self.clock.monotonic()

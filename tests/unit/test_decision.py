@@ -609,3 +609,33 @@ def test_a_cosine_probes_domain_is_read_by_cosine_and_faces_of_any_length() -> N
 def test_a_table_whose_domains_are_not_an_object_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^tau_by_domain: expected an object of domain -> taus$"):
         OpenSetTable.from_json({**TABLE, "tau_by_domain": [[0.5]]})
+
+
+def test_a_cosine_gallerys_impostor_faces_are_measured_by_cosine() -> None:
+    m = with_impostors(matrix(a=[[1.0, 0.0]]), a=[[0.0, 5.0]])
+    [c] = rank(m, np.array([0.0, 1.0], np.float32), "cosine")
+    assert c.impostor == pytest.approx(0.0, abs=1e-6)  # the same direction: cosine 0 (not 4)
+    assert c.distance == pytest.approx(1.0)
+
+
+def test_the_domains_taus_only_where_the_table_has_them_and_no_tau_is_set() -> None:
+    faces = np.array([[0.0, 1.0], [0.0, -1.0]], np.float32)
+    labelled = Cohort(faces, k=1, label=np.array([0, 1]), domains=("cfp", "lfw"))
+    assert policy(open_set=OpenSetTable.from_json(TABLE), cohort=labelled).domain_taus(100) is None  # fmt: skip
+    own = OpenSetTable.from_json(BY_DOMAIN)
+    assert policy(open_set=own, cohort=labelled, tau=0.3).domain_taus(100) is None
+    assert policy(open_set=own, cohort=labelled).domain_taus(100) is not None
+    # a configured tau keeps the table's margin unless a margin is configured too
+    assert policy(open_set=own, cohort=labelled, tau=0.3).rule(100) == Rule(0.3, 0.05)
+
+
+def test_domains_named_without_labels_leave_every_face_the_averaged_tau() -> None:
+    """A manifest may list domains without the file of each face's (a hand edit): no
+    face then has shares, and each is judged by the averaged tau, never a crash."""
+    faces = np.array([[0.0, 1.0], [0.0, -1.0]], np.float32)
+    unlabelled = Cohort(faces, k=1, domains=("cfp", "lfw"))
+    p = policy(open_set=OpenSetTable.from_json(BY_DOMAIN), cohort=unlabelled)
+    scale, shares = unlabelled.near(np.array([0.0, 0.5], np.float32), "euclidean")
+    assert shares is None and scale == pytest.approx(0.5)
+    m = p.for_gallery(matrix(alice=[[0.0, 0.6]])).decide(np.array([0.0, 0.5], np.float32), SHARP)
+    assert m.tau == pytest.approx(p.rule(1).tau) and m.known

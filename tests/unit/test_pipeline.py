@@ -369,3 +369,38 @@ def test_a_sighting_keeps_the_tracks_best_face_not_the_deciding_one() -> None:
     assert rig.pipeline.best.best(1) is not None
     rig.run(20)  # the track ends: its best face is let go
     assert rig.pipeline.best.best(1) is None
+
+
+def test_the_gallery_log_shows_each_domains_own_tau_where_the_bundle_has_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edge.decision import OpenSetTable
+
+    blend = {"margin": 0.05, "sizes": [1, 100], "rates": [0.01, 0.1],
+             "tau": [[0.5, 0.6], [0.4, 0.5]]}  # fmt: skip
+    own = {"lfw": [[0.45, 0.55], [0.35, 0.45]], "cfp": [[0.55, 0.65], [0.45, 0.55]]}
+    faces = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0]], np.float32)
+    labelled = Cohort(faces, 1, np.array([0, 1, 1]), ("cfp", "lfw"))
+    rules = {
+        "own": Policy(
+            "euclidean",
+            0.6,
+            0.5,
+            OpenSetTable.from_json({**blend, "tau_by_domain": own}),
+            cohort=labelled,
+        ),
+        "plain": Policy(
+            "euclidean", 0.6, 0.5, OpenSetTable.from_json(blend), cohort=Cohort(faces, 1)
+        ),
+    }
+    lines = {}
+    for name, policy in rules.items():
+        caplog.clear()
+        with caplog.at_level("INFO", logger="edge.pipeline"):
+            Rig(policy)  # two people, one embedding each: read at size 2
+        [lines[name]] = [r.getMessage() for r in caplog.records if "gallery:" in r.getMessage()]
+    assert lines["own"] == (
+        "gallery: 2 person(s), 2 embedding(s); tau 0.485 (each face's own mixes its nearest "
+        "cohort faces' domains: cfp 0.535, lfw 0.435), margin 0.050"
+    )  # read at size 2, between sizes 1 and 100
+    assert lines["plain"] == "gallery: 2 person(s), 2 embedding(s); tau 0.485, margin 0.050"
