@@ -61,8 +61,11 @@ RULE_COLUMNS = ["rule", "tau", "margin", "DIR (named correctly)", "wrong name", 
 
 
 def rule_row(name: str, rule: str, r: dict[str, Any]) -> list[str]:
-    """One open-set table row: a system's rule with its tau, margin and the four rates."""
-    return [name, rule, f"{r['tau']:.3f}", f"{r['margin']:g}",
+    """One open-set table row: a system's rule with its tau (with a tau per face: their
+    mean, then their range), margin and the four rates."""
+    own = r.get("tau_per_probe")
+    tau = f"{r['tau']:.3f}" + (f" (each face's: {own[0]:.3f}-{own[1]:.3f})" if own else "")
+    return [name, rule, tau, f"{r['margin']:g}",
             ci(r["dir"]), ci(r["wrong"]), ci(r["unknown"]), ci(r["fpir"])]  # fmt: skip
 
 

@@ -110,14 +110,19 @@ def test_test_files_have_unique_basenames() -> None:
         seen[path.name] = path
 
 
-def test_mutation_testing_skips_the_unit_tests_that_import_the_benchmarks() -> None:
-    """mutmut copies edge/ and model_export/, not bench/: a unit test that imports a bench
-    module fails to collect there and stops ``make mutate`` before any mutant runs (as
-    test_bench_feedback.py did), so each one must be in its ignore list."""
+def test_mutation_testing_can_collect_every_unit_test_it_runs() -> None:
+    """mutmut runs the unit tests in its own copy of the tree: a test that imports bench/
+    (or reads docs/) fails to collect there unless that folder is copied, and stops
+    ``make mutate`` before any mutant runs (as test_bench_feedback.py once did)."""
     import tomllib
 
-    args = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
-    ignored = {a.removeprefix("--ignore=") for a in args["pytest_add_cli_args_test_selection"]}
+    conf = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    ignored = {a.removeprefix("--ignore=") for a in conf["pytest_add_cli_args_test_selection"]}
+    copied = set(conf["also_copy"]) | set(conf["source_paths"])
     for path in sorted((REPO / "tests" / "unit").glob("test_*.py")):
-        if '/ "bench"' in path.read_text():
-            assert f"tests/unit/{path.name}" in ignored, f"{path.name}: add it to [tool.mutmut]"
+        if f"tests/unit/{path.name}" in ignored:
+            continue
+        text = path.read_text()
+        for folder in ("bench", "docs"):
+            if f'/ "{folder}"' in text:
+                assert folder in copied, f"{path.name} reads {folder}/: copy it or ignore the test"
