@@ -298,3 +298,27 @@ def test_the_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path, repo_root:
         [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True
     )
     assert (out.returncode, out.stdout) == (0, "'Caf\\xe9'\n"), out.stderr
+
+
+def test_nul_characters_and_deep_nesting_are_said_where_they_are() -> None:
+    from edge.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_config('[mqtt]\nhost = "a\\u0000b"\n[camera]\nzones = [[0.1, "x\\u0000"]]\n', env={})
+    assert err.value.problems == [
+        "config.toml: [mqtt] host: a NUL character (\\u0000) is not allowed",
+        "config.toml: [camera] zones: a NUL character (\\u0000) is not allowed",
+    ]
+    with pytest.raises(ConfigError) as err:  # a NUL inside an inline table, from the env
+        parse_config('[mqtt]\nauth = {user = "u\\u0000"}\n', env={"EDGE_FACE_MQTT_HOST": "h\0"})
+    assert err.value.problems == [
+        "config.toml: [mqtt] auth: a NUL character (\\u0000) is not allowed",
+        "environment variable EDGE_FACE_MQTT_HOST: [mqtt] host: a NUL character (\\u0000) is not allowed",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        parse_config("x = " + "[" * 5000 + "]" * 5000, filename="deep.toml", env={})
+    assert err.value.problems == ["deep.toml: not valid TOML: nested too deeply"]
+    with pytest.raises(ConfigError) as err:
+        parse_config("x = [", filename="bad.toml", env={})
+    assert err.value.problems[0].startswith("bad.toml: not valid TOML: ")
+    assert "nested" not in err.value.problems[0]

@@ -215,3 +215,21 @@ def test_rename_leaves_no_copy_of_the_old_name_in_the_files(tmp_path: Path) -> N
     assert b"Alice Cooper" not in data and b"Alice" not in data
     assert daemon.matrix().names == ["Vincent Furnier"]
     daemon.close()
+
+
+def test_a_name_is_at_most_64_characters_and_printable_each_refusal_said_whole() -> None:
+    from edge.gallery import MAX_NAME, person_name
+
+    assert MAX_NAME == 64 and person_name(" " + "a" * 64 + " ") == "a" * 64
+    with pytest.raises(GalleryError) as err:
+        person_name("a" * 65)
+    assert str(err.value) == "a person's name has at most 64 characters, got 65"
+    with pytest.raises(GalleryError) as err:
+        person_name("Al\x07ice")  # a control character has no Unicode name
+    assert str(err.value) == (
+        "a person's name cannot hold U+0007 (a control character): letters, digits, spaces "
+        "and punctuation only"
+    )
+    with pytest.raises(GalleryError) as err:
+        person_name("Al\u202eice")  # a bidi override has one
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in str(err.value)

@@ -175,3 +175,16 @@ def test_zones_in_the_config_are_checked() -> None:
         parse_config("[camera]\nzones = [[[0, 0], [1, 1]]]\n", env={})
     with pytest.raises(ConfigError, match="outside the frame"):
         parse_config("[camera]\nzones = [[[0, 0], [640, 0], [0, 480]]]\n", env={})
+
+
+def test_detect_fps_detects_at_the_interval_less_its_slack_and_not_twice_at_one_time() -> None:
+    """At 4 detections a second: a frame 0.245 s (0.25 less the 5 ms slack) after the last
+    detection is detected; one with the same frame time as it is not."""
+    engine = FakeEngine()
+    engine.width = 320
+    p, _ = pipeline(engine, detect_fps=4)
+    face = FakeFace(BBox(40, 20, 100, 80), (0.0, 0.0))
+    for i, t in enumerate([0.0, 0.0, 0.245]):
+        engine.add(face)
+        p.process(Frame(with_square(SCENE, 60), i, t, "door"))
+    assert (p.stats.detector_runs, p.stats.skipped) == (2, 1)

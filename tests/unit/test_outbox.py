@@ -216,3 +216,21 @@ def test_a_failed_ack_names_the_message(outbox: Outbox) -> None:
         outbox.ack(item_id)
     assert str(info.value) == f"cannot delete message {item_id} from the outbox: disk"
     assert outbox.count() == 1
+
+
+def test_the_disk_reserve_refuses_below_it_and_says_both_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At exactly the reserve a message is still stored; one byte under it, it is refused
+    with the free space and the reserve in whole MB."""
+    reserve = 5 * 2**20 + 7
+    with Outbox(tmp_path / "o.db", min_free_bytes=reserve) as box:
+        monkeypatch.setattr(box, "free_bytes", lambda: reserve)
+        box.put("t", b"a")
+        monkeypatch.setattr(box, "free_bytes", lambda: 3 * 2**20 + 2**19)
+        with pytest.raises(OutboxError) as info:
+            box.put("t", b"b")
+        assert str(info.value) == (
+            "only 3 MB free on the outbox's disk (keeps 5 MB in reserve): free some space"
+        )
+        assert [i.payload for i in box.pending()] == [b"a"]

@@ -252,5 +252,7 @@ def test_with_crops_home_assistant_gets_an_image_entity_of_the_last_face() -> No
         image["content_type"] == "image/jpeg" and image["unique_id"] == "edge-face-porch-last-face"
     )
     assert "state_topic" not in image and image["availability_topic"] == t.availability
+    assert "qos" not in image  # an image entity takes no qos (HA refuses unknown keys)
+    assert image["name"] == "Last face" and image["icon"] == "mdi:face-man"
     assert base64.b64decode(face_payload(event()) or b"") == b"\xff\xd8jpeg\xff\xd9"
     assert face_payload(event(crop_jpeg=None)) is None

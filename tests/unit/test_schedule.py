@@ -193,3 +193,28 @@ def test_detection_runs_at_the_scale_that_keeps_min_face_findable() -> None:
     [d] = detect_scaled(spy, np.zeros((360, 640, 3), np.uint8), 0.5)  # type: ignore[arg-type]
     assert spy.shape == (180, 320, 3)
     assert (d.box.x1, d.box.y2) == (20, 40) and d.landmarks[2].tolist() == [30, 30]
+
+
+def test_scaled_detection_maps_every_coordinate_back_exactly() -> None:
+    """Area-averaged down (what the detector is shown), each box corner by its own axis's
+    factor, the score kept, landmarks as float32 whatever the detector gives."""
+    import cv2
+
+    from edge.pipeline import detect_scaled
+    from edge.types import Detection
+
+    class Spy:
+        def detect(self, image: np.ndarray) -> list:
+            self.image = image
+            lm = np.array([[10, 10], [20, 12]], np.float64)  # a detector giving doubles
+            return [Detection(BBox(10, 10, 20, 30), 0.87, lm)]
+
+    frame = np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8)
+    spy = Spy()
+    [d] = detect_scaled(spy, frame, 0.25)  # type: ignore[arg-type]
+    assert np.array_equal(spy.image, cv2.resize(frame, (100, 75), interpolation=cv2.INTER_AREA))
+    assert (d.box.x1, d.box.y1, d.box.x2, d.box.y2) == (40, 40, 80, 120) and d.score == 0.87
+    assert d.landmarks.dtype == np.float32 and d.landmarks.tolist() == [[40, 40], [80, 48]]
+    [tiny] = detect_scaled(spy, frame[:3, :3], 0.1)  # type: ignore[arg-type]
+    assert spy.image.shape == (1, 1, 3)  # never a side of 0 pixels
+    assert (tiny.box.x1, tiny.box.y2) == (30, 90)

@@ -175,6 +175,7 @@ def test_a_stranger_in_a_named_track_starts_a_new_track_after_k_votes() -> None:
     assert clip.tracker.started() == 2
     [event] = clip.frame((LEFT, stranger()))  # its fourth vote: unknown_after
     assert event.type == "unknown" and event.track_id == 2
+    assert event.frames == 2  # the newcomer counts the frame it began in and this one
     assert [e.type for e in clip.events] == ["recognized", "unknown"]
 
 
@@ -434,3 +435,64 @@ def test_a_decision_within_a_cooldown_is_kept_quiet_not_lost() -> None:
     assert (quiet.type, quiet.track_id, quiet.distance) == ("unknown", 2, 0.7)
     clip.frame((LEFT, stranger()))
     assert clip.tracker.quiet == []  # only the last vote's
+
+
+def test_a_track_seen_once_and_missed_once_is_regained() -> None:
+    """One frame seen, one missed, seen again: regained (the schedule embeds it at once)."""
+    clip = Clip()
+    assert clip.tracker.quiet == []  # before any vote
+    [first] = clip.tracker.follow([LEFT])
+    assert not first.regained and first.state == "new"
+    clip.tracker.follow([])
+    [again] = clip.tracker.follow([LEFT])
+    assert again.regained and again.track_id == first.track_id
+    [after] = clip.tracker.follow([LEFT])
+    assert not after.regained
+
+
+def test_two_faces_over_one_track_do_not_share_it() -> None:
+    clip = Clip()
+    clip.frame((LEFT, stranger()))
+    views = clip.tracker.follow([LEFT, BBox(LEFT.x1 + 2, LEFT.y1, LEFT.x2 + 2, LEFT.y2)])
+    assert sorted(v.track_id for v in views) == [1, 2]
+
+
+def test_a_won_track_is_recognized_and_quiet_verdicts_are_not_logged_as_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Within its cooldown a verdict is kept (quiet) with its person, and logged only as
+    'within cooldown', not as an event."""
+    clip = Clip(TrackerSettings(k=2, n=5, cooldown_s=60.0, unknown_after=2,
+                                unknown_cooldown_s=60.0, max_missed=1))  # fmt: skip
+    with caplog.at_level("INFO", logger="edge.tracker"):
+        for _ in range(2):
+            clip.frame((LEFT, known("alice")))
+        assert clip.tracker.follow([LEFT])[0].state == "recognized"
+        clip.empty(2)
+        clip.frame((LEFT, known("alice")))
+        clip.frame((LEFT, known("alice")))
+        [quiet] = clip.tracker.quiet
+        assert (quiet.type, quiet.person, quiet.track_id) == ("recognized", "alice", 2)
+        for _ in range(2):
+            clip.frame((RIGHT, stranger()))
+        clip.empty(2)
+        for _ in range(2):
+            clip.frame((RIGHT, stranger()))
+        [quiet] = clip.tracker.quiet
+        assert (quiet.type, quiet.person) == ("unknown", None)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("recognized alice on frontdoor") for m in said) == 1
+    assert sum(m.startswith("unknown - on frontdoor") for m in said) == 1
+    assert "alice on frontdoor (track 2): within cooldown" in said
+    assert any(m.startswith("unknown on frontdoor") and "within cooldown" in m for m in said)
+
+
+def test_one_person_on_two_faces_in_the_same_frame_is_one_event() -> None:
+    """Both tracks name alice in the same frame: the second is within her cooldown (0 s
+    since the first), kept quiet."""
+    clip = Clip(TrackerSettings(k=2, n=5))
+    for _ in range(2):
+        clip.frame((LEFT, known("alice")), (RIGHT, known("alice")))
+    assert [(e.person, e.track_id) for e in clip.events] == [("alice", 1)]
+    [quiet] = clip.tracker.quiet
+    assert (quiet.person, quiet.track_id) == ("alice", 2)
