@@ -188,3 +188,12 @@ def test_detect_fps_detects_at_the_interval_less_its_slack_and_not_twice_at_one_
         engine.add(face)
         p.process(Frame(with_square(SCENE, 60), i, t, "door"))
     assert (p.stats.detector_runs, p.stats.skipped) == (2, 1)
+
+
+def test_the_pipelines_motion_gate_takes_the_configured_settings() -> None:
+    policy = Policy("euclidean", verify_tau=0.6, identify_tau=0.5)
+    tracker = Tracker(TrackerSettings(), "door")
+    tuned = MotionSettings(width=64, pixel_delta=30, moving_share=0.01)
+    p = Pipeline(FakeEngine(), FakeGallery({"Alice": [(0.0, 0.0)]}), policy, ENCODER, tracker,
+                 ListSink(), clock=FakeClock(), motion=tuned)  # fmt: skip
+    assert p.motion is not None and p.motion.settings == tuned

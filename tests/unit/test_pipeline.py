@@ -404,3 +404,31 @@ def test_the_gallery_log_shows_each_domains_own_tau_where_the_bundle_has_them(
         "cohort faces' domains: cfp 0.535, lfw 0.435), margin 0.050"
     )  # read at size 2, between sizes 1 and 100
     assert lines["plain"] == "gallery: 2 person(s), 2 embedding(s); tau 0.485, margin 0.050"
+
+
+def test_every_stage_is_timed_and_embeddings_counted_over_frames() -> None:
+    rig = Rig()
+    rig.run(3, FakeFace(BOX, near(ALICE)), FakeFace(BBox(200, 20, 260, 80), near(BOB)))
+    stats = rig.pipeline.stats
+    assert stats.embeddings == 6  # two faces embedded in each of three frames
+    for stage in ("detect", "align", "embed", "match"):
+        assert all(v > 0 for v in stats.latency[stage]), stage
+
+
+def test_a_frame_between_detections_counts_with_no_faces_and_its_time(
+) -> None:  # fmt: skip
+    rig = Rig()
+    rig.pipeline.detect_interval = 1.0  # at most one detection a second of frame time
+    rig.run(5, FakeFace(BOX, near(ALICE)))  # 0.1 s apart: one detected, four between
+    stats = rig.pipeline.stats
+    assert (stats.frames, stats.skipped, stats.faces_seen) == (5, 4, 1)
+    assert stats.fps() == pytest.approx(10.0)
+
+
+def test_blurry_faces_in_a_named_track_do_not_end_it() -> None:
+    """Untrusted votes (too blurry) do not count against the track's person: a named
+    track seen blurry as someone else for many frames keeps its person."""
+    rig = Rig()
+    assert rig.run(3, FakeFace(BOX, near(ALICE))) == ["recognized Alice"]
+    rig.run(10, FakeFace(BOX, near(BOB), sharp=False))
+    assert rig.pipeline.tracker.started() == 1
