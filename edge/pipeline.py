@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge.best_face import BestFaces
-from edge.decision import Decider, FaceQuality, Policy
+from edge.decision import Decider, Policy
 from edge.images import encode_crop
 from edge.motion import MotionGate, MotionSettings
 from edge.ports import (
@@ -211,7 +211,7 @@ class Pipeline:
         picked = self.schedule.pick(views, now)
         embeddings = self.engine.embed([faces[i] for i in picked])
         watch.lap("embed")
-        fired: list[tuple[RecognitionEvent, np.ndarray, FaceQuality]] = []  # the deciding face
+        fired: list[RecognitionEvent] = []
         policy = self.decider.policy
         for i, embedding in zip(picked, embeddings, strict=True):
             view = views[i]
@@ -221,42 +221,33 @@ class Pipeline:
                 self.best.offer(view.track_id, frame.image, detections[i].box,
                                 embedding.vector, view.quality)  # fmt: skip
             votes = self.tracker.vote(view.track_id, match, now, policy.usable(view.quality))
-            fired.extend((event, embedding.vector, view.quality) for event in votes)
-            if self.sightings is not None:  # decided, kept quiet by a cooldown: kept, unsent
-                for event in self.tracker.quiet:
-                    self._keep(frame, event, embedding.vector, view.quality)
+            fired.extend(votes)
+            for event in self.tracker.quiet:  # decided, kept quiet by a cooldown: kept, unsent
+                self._keep(event)
         live = self.tracker.live()
         self.schedule.forget(live)
         self.best.forget(live)
         self.stats.embeddings += len(picked)
         watch.lap("match")
-        events = [self._publish(frame, event, vector, q) for event, vector, q in fired]
+        events = [self._publish(frame, event) for event in fired]
         self.stats.record(self.clock.monotonic(), len(faces), watch)
         return events
 
-    def _publish(
-        self, frame: Frame, event: RecognitionEvent, vector: np.ndarray, quality: FaceQuality
-    ) -> RecognitionEvent:
+    def _publish(self, frame: Frame, event: RecognitionEvent) -> RecognitionEvent:
         """The event with its crop and sighting id, handed to the sink."""
-        crop = encode_crop(frame.image, event.box) if self.include_crop else None
-        event = self._keep(frame, event, vector, quality, crop)
+        event = self._keep(event)
         if self.include_crop:
-            event = replace(event, crop_jpeg=crop)
+            event = replace(event, crop_jpeg=encode_crop(frame.image, event.box))
         self.sink.publish(event)  # the tracker has logged it
         return event
 
-    def _keep(self, frame: Frame, event: RecognitionEvent, vector: np.ndarray,
-              quality: FaceQuality, crop: bytes | None = None) -> RecognitionEvent:  # fmt: skip
+    def _keep(self, event: RecognitionEvent) -> RecognitionEvent:
         """The decision kept in the sightings store (when enabled), with its sighting id:
-        the track's best face so far (``edge.best_face``), else the deciding one (its crop
-        encoded here unless given)."""
-        if self.sightings is None:
-            return event
+        the track's best face so far (``edge.best_face``, offered only when sightings are
+        kept; it holds one for every track with a face a crop could be made of, and the
+        deciding face's box is such a face's: without one, no sighting)."""
         best = self.best.best(event.track_id)
-        if best is not None:
-            vector, quality, crop = best.vector, best.quality, best.crop
-        elif crop is None:
-            crop = encode_crop(frame.image, event.box)
-        if crop is None:
+        if best is None:
             return event
-        return replace(event, sighting_id=self.sightings.record(event, vector, crop, quality))
+        assert self.sightings is not None
+        return replace(event, sighting_id=self.sightings.record(event, best.vector, best.crop, best.quality))  # fmt: skip
