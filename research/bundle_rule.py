@@ -35,10 +35,11 @@ logger = logging.getLogger("research.bundle_rule")
 
 
 def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, rows: np.ndarray,
-           people: int, comparisons: float) -> tuple[np.ndarray, ...]:  # fmt: skip
+           people: int, comparisons: float, share_k: int | None = None) -> tuple[np.ndarray, ...]:  # fmt: skip
     """Per search: nearest person, its score, the second's score and the search's tau in
     a gallery of this size (as ``Decider`` decides: a tau per probe, its nearest cohort
-    faces' domains mixing the domains' own, where the bundle has them)."""
+    faces' domains mixing the domains' own, where the bundle has them; ``share_k``: how
+    many nearest cohort faces give the shares, default the cohort's k, as the device)."""
     d = distance(t.vec[rows], t.vec[gallery], policy.metric).astype(np.float64)
     tau = np.full(len(rows), policy.rule(comparisons).tau)
     if policy.scored:
@@ -48,7 +49,8 @@ def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, row
         d = d / cohort_scale(c, cohort.k)[:, None]
         per = policy.domain_taus(comparisons)
         if per is not None and cohort.label is not None:
-            tau = domain_shares(c, cohort.k, cohort.label, len(cohort.domains)) @ per
+            k = share_k or cohort.k
+            tau = domain_shares(c, k, cohort.label, len(cohort.domains)) @ per
     return (*_two(_per_person(d, owner, people)), tau)
 
 
@@ -62,7 +64,8 @@ KEYS = {
 
 
 def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
-            rate: float, max_yaw: float = np.inf, key: str = "geometric") -> dict[str, Any]:  # fmt: skip
+            rate: float, max_yaw: float = np.inf, key: str = "geometric",
+            share_k: int | None = None) -> dict[str, Any]:  # fmt: skip
     p = dataclasses.replace(policy, strangers_accepted=rate)
     counts = {k: 0 for k in ("mated", "correct", "wrong", "strangers", "named",
                              "profile_mated", "profile_wrong", "profile_strangers",
@@ -73,7 +76,8 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
         rule = p.rule(size)
         for rows, truth, is_mated in ((dr.mated, dr.mated_owner, True),
                                       (dr.strangers, None, False)):  # fmt: skip
-            best, s1, s2, tau = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people), size)
+            best, s1, s2, tau = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people), size,
+                                       share_k)  # fmt: skip
             taus.append(tau)
             named = (s1 <= tau) & (s2 - s1 >= rule.margin) & (np.abs(t.yaw[rows]) <= max_yaw)
             prof = t.kind[rows] == "profile"
