@@ -121,7 +121,7 @@ bench: bundle
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml) of the modules that decide:
 # every mutant of decision, recognize, pipeline, tracker, gallery, db, outbox, payloads and
 # config is run against the unit tests; prints the score per module and every survivor
-# with its explanation (scripts/mutation_survivors.toml). About 15 minutes on 2 cores.
+# with its explanation (scripts/mutation_survivors.toml). About 10 minutes on 2 cores.
 EDGE_FACE_DATA ?= $(abspath ../shared/faces)
 mutate: venv
 	rm -rf mutants

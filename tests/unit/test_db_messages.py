@@ -116,3 +116,18 @@ def test_a_file_sqlite_cannot_open_at_all_says_so_or_whose_it_is(
     with pytest.raises(GalleryError) as err:
         Gallery(folder)
     assert str(err.value).startswith(f"cannot open the gallery {folder}: it belongs to user ")
+
+
+def test_an_unknown_error_while_connecting_says_what_the_file_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.DatabaseError("file is encrypted")
+
+    monkeypatch.setattr(db.sqlite3, "connect", refuse)
+    path = tmp_path / "gallery.db"
+    with pytest.raises(GalleryError) as err:
+        Gallery(path)
+    assert str(err.value) == (
+        f"cannot open the gallery {path}: not an edge-face gallery (file is encrypted)"
+    )
