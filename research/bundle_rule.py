@@ -97,6 +97,25 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
             "max_yaw": None if np.isinf(max_yaw) else max_yaw}  # fmt: skip
 
 
+def device_rule(policy: Policy, t: Table, domain: str, repeats: int,
+                share_k: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """:func:`measure` as the device decides by default: galleries of 50 people, target
+    1%, pose gate 0.5, the gallery read at sqrt(embeddings x people)."""
+    return measure(policy, t, domain, 50, repeats, 0.01, 0.5, "geometric", share_k)
+
+
+def bundle_args(name: str | None, doc: str | None, repeats: bool = True) -> argparse.ArgumentParser:
+    """The arguments the rule studies share: ``--bundle`` (repeatable), ``--repeats`` and
+    ``--out`` (``research/results/<name>.json``; none for a study that writes nothing)."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, action="append", required=True)
+    if repeats:
+        ap.add_argument("--repeats", type=int, default=10)
+    if name is not None:
+        ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / f"{name}.json")  # fmt: skip
+    return ap
+
+
 def pct(k: int, n: int) -> str:
     if not n:
         return "-"

@@ -23,13 +23,11 @@ domains on select, naming the most people right, wrong names counted ten times.
 
 from __future__ import annotations
 
-import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from model_export.data import data_root
-from research.bundle_rule import measure, named_line, save
+from research.bundle_rule import bundle_args, device_rule, named_line, save
 from research.stranger_photos import inputs, refitted
 
 logger = logging.getLogger("research.confidence_bound")
@@ -44,14 +42,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, action="append", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
+    ap = bundle_args("confidence_bound", __doc__)
     ap.add_argument("--variant", action="append", choices=list(VARIANTS),
                     help="only these variants (default: all)")  # fmt: skip
-    ap.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "confidence_bound.json"
-    )
     args = ap.parse_args()
     root = data_root()
     out: dict[str, Any] = {}
@@ -63,7 +56,7 @@ def main() -> None:
             variant = VARIANTS[name]
             policy, table = refitted(base, faces_, **variant)
             for domain in ("lfw", "cfp"):
-                r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
+                r = device_rule(policy, sel, domain, args.repeats)
                 rows.append({"variant": name, **variant, "domain": domain,
                              "margin": table["margin"], **r})  # fmt: skip
                 print(f"  {name:17s} margin {table['margin']:.2f} {domain} {named_line(r)}",

@@ -27,18 +27,16 @@ and does not count the wrong names.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from model_export import impostors
 from model_export.data import data_root
-from research.bundle_rule import measure, named_line, save
+from research.bundle_rule import bundle_args, device_rule, named_line, save
 from research.stranger_photos import every_photo, inputs, refitted
 
 logger = logging.getLogger("research.domain_cap")
@@ -121,13 +119,7 @@ def margins_seen(first: np.ndarray, second: np.ndarray, domains: np.ndarray, met
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, action="append", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "domain_cap.json"
-    )
-    args = ap.parse_args()
+    args = bundle_args("domain_cap", __doc__).parse_args()
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
@@ -144,7 +136,7 @@ def main() -> None:
         for name, variant in variants.items():
             policy, table = refitted(base, faces_, functools.partial(fit, variant))
             for domain in ("lfw", "cfp"):
-                r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
+                r = device_rule(policy, sel, domain, args.repeats)
                 rows.append({"variant": name, "domain": domain, "margin": table["margin"], **r})
                 print(f"  {name:17s} margin {table['margin']:.2f} {domain} {named_line(r)}",
                       flush=True)  # fmt: skip

@@ -24,15 +24,13 @@ domains on select, else ``blend``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 from edge.decision import Cohort
 from model_export.data import data_root
-from research.bundle_rule import measure, named_line, save
+from research.bundle_rule import bundle_args, device_rule, named_line, save
 from research.stranger_photos import inputs, refitted
 
 logger = logging.getLogger("research.domain_tau")
@@ -40,13 +38,7 @@ logger = logging.getLogger("research.domain_tau")
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, action="append", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "domain_tau.json"
-    )
-    args = ap.parse_args()
+    args = bundle_args("domain_tau", __doc__).parse_args()
     root = data_root()
     out: dict[str, Any] = {}
     for bundle_dir in args.bundle:
@@ -58,7 +50,7 @@ def main() -> None:
         print(f"\n{bundle_dir}: {len(faces_[0])} people, margin {table['margin']:.2f}", flush=True)
         for name, policy in (("blend", blend), ("mix", mix)):
             for domain in ("lfw", "cfp"):
-                r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric")
+                r = device_rule(policy, sel, domain, args.repeats)
                 rows.append({"variant": name, "domain": domain, "margin": table["margin"], **r})
                 print(f"  {name:6s} {domain} {named_line(r)}", flush=True)
     save(out, args.out)

@@ -11,15 +11,13 @@ of the probe's nearest cohort faces. Nothing is chosen from this.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from model_export import impostors
 from model_export.data import data_root
-from research.bundle_rule import measure, named_line
+from research.bundle_rule import bundle_args, device_rule, named_line
 from research.stranger_photos import inputs, refitted
 
 Rows = dict[int, list[float]]
@@ -41,9 +39,7 @@ def own(domain: str) -> Callable[[Rows, Rows], Rows]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, action="append", required=True)
-    args = ap.parse_args()
+    args = bundle_args(None, __doc__, repeats=False).parse_args()
     root = data_root()
     for bundle_dir in args.bundle:
         base, sel, faces_ = inputs(bundle_dir, root, 8)
@@ -54,7 +50,7 @@ def main() -> None:
                 policy, _ = refitted(base, faces_)
             finally:
                 impostors.blend = saved
-            r = measure(policy, sel, domain, 50, 10, 0.01, 0.5, "geometric")
+            r = device_rule(policy, sel, domain, 10)
             print(f"{bundle_dir} {domain}'s own table: {named_line(r)}", flush=True)
 
 

@@ -22,13 +22,11 @@ deeper.
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 from model_export.data import data_root
-from research.bundle_rule import measure, named_line, save
+from research.bundle_rule import bundle_args, device_rule, named_line, save
 from research.stranger_photos import inputs, refitted
 
 SHARE_KS = (20, 10, 5, 1)
@@ -43,11 +41,7 @@ def depth(rate: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, action="append", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "share_k.json")
-    args = ap.parse_args()
+    args = bundle_args("share_k", __doc__).parse_args()
     root = data_root()
     out: dict[str, Any] = {}
     worst = {k: math.inf for k in SHARE_KS}
@@ -58,7 +52,7 @@ def main() -> None:
         print(f"\n{bundle_dir}: margin {table['margin']:.2f}", flush=True)
         for k in SHARE_KS:
             for domain in ("lfw", "cfp"):
-                r = measure(policy, sel, domain, 50, args.repeats, 0.01, 0.5, "geometric", k)
+                r = device_rule(policy, sel, domain, args.repeats, k)
                 rows.append({"share_k": k, "domain": domain, **r})
                 worst[k] = min(worst[k], depth(r["named"] / r["strangers"]))
                 print(f"  shares of {k:2d} {domain} {named_line(r)}", flush=True)
