@@ -256,7 +256,7 @@ def openset_section(result: dict[str, Any]) -> str:
             "a rule names them when the distance is within tau and, with a margin, nearer than "
             "the second person by at least the margin. The peers use their documented "
             "threshold; edge-face its default rule (the bundle's margin and gallery-size-aware "
-            "tau, each face's own: its domains' taus mixed by its nearest cohort faces, shown "
+            "tau, each face's own: between its domains' taus, by its nearest cohort faces, shown "
             "as their mean and range) and, for comparison, its one-to-one tau.verify. LFW "
             "and CFP (a second "
             "domain: web photos of other celebrities, bordered by `model_export.data."

@@ -260,8 +260,8 @@ def by_domain(ident: dict[str, Any]) -> str:
         for i, size in enumerate(ident["sizes"])
     ]
     return (
-        "Each domain's own taus at 1% strangers named, which a face's nearest cohort faces "
-        "mix into its own tau (`edge.decision.Policy.rule`):\n\n" + table(head, rows) + "\n\n"
+        "Each domain's own taus at 1% strangers named; a face's own lies between them, by "
+        "its nearest cohort faces' domains (`edge.decision.Policy.rule`):\n\n" + table(head, rows) + "\n\n"
     )
 
 

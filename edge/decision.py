@@ -16,8 +16,9 @@ the benchmarks and the export stage's tables) decides through this module.
   people's photos) the table is in scores: a probe's distances over the mean of its ``k``
   smallest to the cohort. Where everyone looks alike to the encoder (a camera's light and
   angle) the cohort comes near too (research/cohort_faces.py). With the cohort's
-  domains, each probe's tau mixes the domains' own taus by its k nearest cohort faces'
-  domains (:meth:`Policy.rule`). ``[recognition] tau`` is a plain distance: it turns both off.
+  domains, a probe's tau is the one at which the domains' shares of strangers named,
+  mixed by its k nearest cohort faces' domains, meet the target (:meth:`Policy.rule`).
+  ``[recognition] tau`` is a plain distance: it turns both off.
 - **Quality gates** (:class:`FaceQuality`): a face under ``[camera] min_face`` pixels is
   not looked at; one too blurry (``[recognition] min_sharpness``) or turned too far
   (``max_yaw``) is never named; enrollment has stricter gates (:func:`enrollment_problem`).
@@ -47,10 +48,8 @@ Metric = Literal["euclidean", "cosine"]
 
 
 def distance(a: NDArray[np.floating], b: NDArray[np.floating], metric: str) -> NDArray[np.floating]:
-    """Distances between rows of ``a`` and rows of ``b`` by the bundle's metric.
-
-    ``euclidean``: ||a - b||. ``cosine``: 1 - cos(a, b) (vectors need not be unit length).
-    """
+    """Distances between rows of ``a`` and rows of ``b`` by the bundle's metric:
+    ``euclidean`` ||a - b||, ``cosine`` 1 - cos(a, b) (vectors need not be unit length)."""
     a2, b2 = np.atleast_2d(a).astype(np.float32), np.atleast_2d(b).astype(np.float32)
     if metric == "cosine":
         an = a2 / np.maximum(np.linalg.norm(a2, axis=1, keepdims=True), 1e-12)
@@ -252,9 +251,10 @@ class Policy:
     def rule(self, comparisons: float, shares: NDArray[np.floating] | None = None) -> Rule:
         """The identification rule for a gallery of this size (:func:`gallery_size`); for
         a probe whose nearest cohort faces come from each domain in these ``shares``
-        (``Cohort.near``), its tau is theirs mixed by them (:meth:`domain_taus`): a face
-        of the light and lens of one domain is judged by that domain's strangers. Without
-        shares, the blended tau."""
+        (``Cohort.near``), the tau at which the domains' shares of strangers named, mixed
+        by them, meet the target (``OpenSetTable.mixed_tau``): a face of the light and
+        lens of one domain is judged by that domain's strangers. Without shares, the
+        blended tau."""
         table = self.open_set
         if table is None:
             tau = self.identify_tau if self.tau is None else self.tau
@@ -262,9 +262,9 @@ class Policy:
         margin = table.margin if self.margin is None else self.margin
         if self.tau is not None:
             return Rule(self.tau, margin)
-        per = None if shares is None else self.domain_taus(comparisons)
-        if per is not None:
-            return Rule(float(np.dot(shares, per)), margin)
+        cohort, rate = self.cohort, self.strangers_accepted
+        if shares is not None and self.scored and table.by_domain and cohort is not None and cohort.domains:  # fmt: skip
+            return Rule(float(table.mixed_tau(comparisons, rate, cohort.domains, shares)[0]), margin)  # fmt: skip
         return Rule(table.tau_for(comparisons, self.strangers_accepted), margin)
 
     def looked_at(self, box: BBox) -> bool:  # big enough to be recognised at all?

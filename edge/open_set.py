@@ -2,10 +2,13 @@
 gallery size and target share of strangers named, the tau that gives it, measured at
 build time on simulated galleries (``model_export.impostors``); with a tau per domain
 (a camera's light and lens, or a collection: ``lfw``, ``cfp``) besides the blended one,
-mixed for each probe by the domains of its nearest cohort faces (``edge.decision``)."""
+for a probe whose nearest cohort faces come from several domains (``edge.decision``):
+the tau at which their shares of strangers named, mixed, meet the target
+(:meth:`OpenSetTable.mixed_tau`)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 Taus = tuple[tuple[float, ...], ...]  # [size][rate]
 
@@ -78,21 +82,66 @@ class OpenSetTable:
         """The domain's taus; the blended ones for None or a domain without its own."""
         return dict(self.by_domain).get(domain, self.tau) if domain else self.tau
 
-    def tau_for(
-        self, comparisons: float, strangers_accepted: float, domain: str | None = None
-    ) -> float:
-        """tau for a gallery of this size (``edge.decision.gallery_size``) at a target
-        share of strangers accepted, interpolated in logs, from the domain's taus
-        (:meth:`taus`). Past the largest size the last step goes on, never looser (a
-        stranger meets more faces); a rate outside is clamped."""
+    def by_rate(self, comparisons: float, domain: str | None = None) -> NDArray[np.float64]:
+        """The domain's taus (:meth:`taus`) for a gallery of this size
+        (``edge.decision.gallery_size``), one per target rate, interpolated in logs. Past
+        the largest size the last step goes on, never looser (a stranger meets more
+        faces)."""
         sizes = np.log10(self.sizes)
         taus = np.asarray(self.taus(domain))  # [size][rate]
         n = math.log10(max(1, comparisons))
-        by_rate = [float(np.interp(n, sizes, taus[:, j])) for j in range(taus.shape[1])]
+        by_rate = np.array([np.interp(n, sizes, taus[:, j]) for j in range(taus.shape[1])])
         if n > sizes[-1] and len(sizes) > 1:
             slope = np.minimum(0.0, (taus[-1] - taus[-2]) / (sizes[-1] - sizes[-2]))
-            by_rate = [max(0.0, float(t)) for t in taus[-1] + slope * (n - sizes[-1])]
+            by_rate = np.maximum(0.0, taus[-1] + slope * (n - sizes[-1]))
+        return by_rate.astype(np.float64)
+
+    def tau_for(
+        self, comparisons: float, strangers_accepted: float, domain: str | None = None
+    ) -> float:
+        """tau for a gallery of this size at a target share of strangers accepted, from
+        the domain's taus (:meth:`by_rate`), interpolated in logs; a rate outside the
+        table's is clamped."""
+        by_rate = self.by_rate(comparisons, domain)
         return float(np.interp(math.log10(strangers_accepted), np.log10(self.rates), by_rate))
+
+    def mixed_tau(
+        self, comparisons: float, strangers_accepted: float, domains: tuple[str, ...],
+        shares: NDArray[np.floating],
+    ) -> NDArray[np.float64]:  # fmt: skip
+        """Per row of ``shares`` (a probe's chance of being of each of ``domains``, as the
+        domains of its nearest cohort faces say), the loosest tau at which the share of
+        strangers it names stays within the target: sum_d share_d F_d(tau) =
+        ``strangers_accepted``, F_d the domain's share named at tau (its :meth:`by_rate`
+        read backwards, in logs). A whole share of one domain gives that domain's own
+        :meth:`tau_for`; a mixed probe's tau sits nearer the stricter domain's, since a
+        domain's share named rises by decades past its tau (research/rate_mix.py)."""
+        grid, named = _named(self, float(comparisons), tuple(domains))
+        mixed = np.log10(np.maximum(np.atleast_2d(shares) @ named, 1e-300))  # [probe][grid]
+        rates = self.rates
+        t = math.log10(min(max(strangers_accepted, rates[0]), rates[-1]))
+        out = np.empty(len(mixed))
+        for i, m in enumerate(mixed):  # m never falls along the grid
+            j = int(np.searchsorted(m, t, side="right"))  # the first point naming more
+            if j in (0, len(grid)):
+                out[i] = grid[min(j, len(grid) - 1)]
+            else:
+                out[i] = grid[j - 1] + (grid[j] - grid[j - 1]) * (t - m[j - 1]) / (m[j] - m[j - 1])
+        return out
+
+
+@functools.lru_cache(maxsize=32)
+def _named(table: OpenSetTable, comparisons: float, domains: tuple[str, ...]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+    """For :meth:`OpenSetTable.mixed_tau`, once per gallery: a grid of taus (every
+    domain's, and 64 steps between the extremes) and each domain's share of strangers
+    named at each (``[domain][grid]``; clamped to the table's rates outside its taus)."""
+    curves = np.maximum.accumulate([table.by_rate(comparisons, d) for d in domains], axis=1)
+    grid = np.unique(np.concatenate([curves.ravel(), np.linspace(curves.min(), curves.max(), 64)]))  # fmt: skip
+    log_rates = np.log10(table.rates)
+    named = np.stack([10 ** np.interp(grid, row, log_rates) for row in curves])
+    grid.setflags(write=False)
+    named.setflags(write=False)
+    return grid, named
 
 
 def gallery_size(embeddings: int, people: int) -> float:

@@ -148,7 +148,7 @@ class Pipeline:
         if per is None or cohort is None:
             return ""
         taus = ", ".join(f"{d} {per[i]:.3f}" for i, d in enumerate(cohort.domains))
-        return f" (each face's own mixes its nearest cohort faces' domains: {taus})"
+        return f" (each face's own lies between its nearest cohort faces' domains': {taus})"
 
     def _maybe_reload(self) -> None:
         now = self.clock.monotonic()

@@ -35,11 +35,14 @@ logger = logging.getLogger("research.bundle_rule")
 
 
 def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, rows: np.ndarray,
-           people: int, comparisons: float, share_k: int | None = None) -> tuple[np.ndarray, ...]:  # fmt: skip
+           people: int, comparisons: float, share_k: int | None = None,
+           mix: str = "rates") -> tuple[np.ndarray, ...]:  # fmt: skip
     """Per search: nearest person, its score, the second's score and the search's tau in
     a gallery of this size (as ``Decider`` decides: a tau per probe, its nearest cohort
     faces' domains mixing the domains' own, where the bundle has them; ``share_k``: how
-    many nearest cohort faces give the shares, default the cohort's k, as the device)."""
+    many nearest cohort faces give the shares, default the cohort's k, as the device;
+    ``mix``: ``rates``, the domains' shares of strangers named mixed, as the device, or
+    ``taus``, the domains' taus mixed, as the device did before research/rate_mix.py)."""
     d = distance(t.vec[rows], t.vec[gallery], policy.metric).astype(np.float64)
     tau = np.full(len(rows), policy.rule(comparisons).tau)
     if policy.scored:
@@ -50,7 +53,10 @@ def scores(policy: Policy, t: Table, gallery: np.ndarray, owner: np.ndarray, row
         per = policy.domain_taus(comparisons)
         if per is not None and cohort.label is not None:
             k = share_k or cohort.k
-            tau = domain_shares(c, k, cohort.label, len(cohort.domains)) @ per
+            shares = domain_shares(c, k, cohort.label, len(cohort.domains))
+            assert policy.open_set is not None
+            tau = shares @ per if mix == "taus" else policy.open_set.mixed_tau(
+                comparisons, policy.strangers_accepted, cohort.domains, shares)  # fmt: skip
     return (*_two(_per_person(d, owner, people)), tau)
 
 
@@ -65,7 +71,7 @@ KEYS = {
 
 def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats: int,
             rate: float, max_yaw: float = np.inf, key: str = "geometric",
-            share_k: int | None = None) -> dict[str, Any]:  # fmt: skip
+            share_k: int | None = None, mix: str = "rates") -> dict[str, Any]:  # fmt: skip
     p = dataclasses.replace(policy, strangers_accepted=rate)
     counts = {k: 0 for k in ("mated", "correct", "wrong", "strangers", "named",
                              "profile_mated", "profile_wrong", "profile_strangers",
@@ -77,7 +83,7 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
         for rows, truth, is_mated in ((dr.mated, dr.mated_owner, True),
                                       (dr.strangers, None, False)):  # fmt: skip
             best, s1, s2, tau = scores(p, t, dr.gallery, dr.owner, rows, len(dr.people), size,
-                                       share_k)  # fmt: skip
+                                       share_k, mix)  # fmt: skip
             taus.append(tau)
             named = (s1 <= tau) & (s2 - s1 >= rule.margin) & (np.abs(t.yaw[rows]) <= max_yaw)
             prof = t.kind[rows] == "profile"
@@ -98,10 +104,10 @@ def measure(policy: Policy, t: Table, domain: str, gallery_people: int, repeats:
 
 
 def device_rule(policy: Policy, t: Table, domain: str, repeats: int,
-                share_k: int | None = None) -> dict[str, Any]:  # fmt: skip
+                share_k: int | None = None, mix: str = "rates") -> dict[str, Any]:  # fmt: skip
     """:func:`measure` as the device decides by default: galleries of 50 people, target
     1%, pose gate 0.5, the gallery read at sqrt(embeddings x people)."""
-    return measure(policy, t, domain, 50, repeats, 0.01, 0.5, "geometric", share_k)
+    return measure(policy, t, domain, 50, repeats, 0.01, 0.5, "geometric", share_k, mix)
 
 
 def bundle_args(name: str | None, doc: str | None, repeats: bool = True) -> argparse.ArgumentParser:

@@ -545,7 +545,9 @@ def test_a_probe_is_judged_by_the_taus_of_its_nearest_cohort_faces_domains() -> 
     p = policy(open_set=OpenSetTable.from_json(BY_DOMAIN), cohort=cohort)
     assert p.domain_taus(100).tolist() == pytest.approx([0.6, 0.4])  # cfp, lfw
     assert p.rule(100, np.array([0.0, 1.0])).tau == pytest.approx(0.4)
-    assert p.rule(100, np.array([0.5, 0.5])).tau == pytest.approx(0.5)
+    # half of each: the tau at which half LFW's share named and half CFP's make 1%:
+    # 0.5 * 10^(-2 + 10 (t - 0.4)) + 0.5 * 0.001 = 0.01, nearer LFW's (stricter) tau
+    assert p.rule(100, np.array([0.5, 0.5])).tau == pytest.approx(0.4 + np.log10(1.9) / 10, abs=1e-3)  # fmt: skip
     assert p.rule(100).tau == pytest.approx(0.5)  # no probe: the blend
     g = matrix(alice=[[2.0, 0.0]])
     near_lfw, near_cfp = np.array([1.5, 0.8], np.float32), np.array([1.5, -0.8], np.float32)
@@ -639,3 +641,43 @@ def test_domains_named_without_labels_leave_every_face_the_averaged_tau() -> Non
     assert shares is None and scale == pytest.approx(0.5)
     m = p.for_gallery(matrix(alice=[[0.0, 0.6]])).decide(np.array([0.0, 0.5], np.float32), SHARP)
     assert m.tau == pytest.approx(p.rule(1).tau) and m.known
+
+
+def test_a_mixed_probes_tau_keeps_the_mixed_share_of_strangers_named_at_the_target() -> None:
+    """On a table of real shape (six sizes, seven rates): a whole share of one domain
+    gives that domain's own tau at any size and target inside the rates; a mixed
+    probe's tau lies between the domains' and, read back through each domain's taus,
+    names the target share of strangers; it rises with the target and with the
+    looser domain's share; rows are decided alike alone or together."""
+    rates = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+    sizes = [1, 3, 10, 30, 100, 300]
+    lfw = [[0.9 - 0.03 * i + 0.05 * j for j in range(7)] for i in range(6)]
+    cfp = [[0.8 - 0.04 * i + 0.04 * j + 0.01 * j * j for j in range(7)] for i in range(6)]
+    t = OpenSetTable.from_json({"margin": 0.1, "sizes": sizes, "rates": rates, "tau": lfw,
+                                "tau_by_domain": {"lfw": lfw, "cfp": cfp}})  # fmt: skip
+    domains = ("cfp", "lfw")
+    for size in (1, 7.5, 100, 1000):
+        for target in (0.0015, 0.01, 0.03, 0.08):
+            own = [t.tau_for(size, target, d) for d in domains]
+            for i in range(2):
+                one = np.eye(2)[i]
+                assert t.mixed_tau(size, target, domains, one)[0] == pytest.approx(own[i], abs=1e-9)
+            taus = t.mixed_tau(size, target, domains, np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]]))  # fmt: skip
+            assert min(own) - 1e-9 <= taus.min() and taus.max() <= max(own) + 1e-9
+            looser = int(np.argmax(own))
+            assert np.all(np.diff(taus if looser == 0 else taus[::-1]) >= -1e-12)
+            for row, tau in zip([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]], taus, strict=True):
+                named = [10 ** np.interp(tau, t.by_rate(size, d), np.log10(rates)) for d in domains]
+                assert float(np.dot(row, named)) == pytest.approx(target, rel=0.02)
+                assert t.mixed_tau(size, target, domains, np.array(row))[0] == pytest.approx(
+                    tau, abs=1e-12
+                )
+        half = [t.mixed_tau(size, r, domains, np.array([0.5, 0.5]))[0] for r in rates]
+        assert np.all(np.diff(half) >= 0)
+
+
+def test_a_target_outside_the_tables_rates_is_clamped_for_a_mixed_probe_too() -> None:
+    t = OpenSetTable.from_json(BY_DOMAIN)
+    domains, half = ("cfp", "lfw"), np.array([0.5, 0.5])
+    assert t.mixed_tau(100, 1e-5, domains, half)[0] == pytest.approx(t.mixed_tau(100, 0.001, domains, half)[0])  # fmt: skip
+    assert t.mixed_tau(100, 1e-5, domains, np.array([0.0, 1.0]))[0] == pytest.approx(0.3)

@@ -400,8 +400,8 @@ def test_the_gallery_log_shows_each_domains_own_tau_where_the_bundle_has_them(
             Rig(policy)  # two people, one embedding each: read at size 2
         [lines[name]] = [r.getMessage() for r in caplog.records if "gallery:" in r.getMessage()]
     assert lines["own"] == (
-        "gallery: 2 person(s), 2 embedding(s); tau 0.485 (each face's own mixes its nearest "
-        "cohort faces' domains: cfp 0.535, lfw 0.435), margin 0.050"
+        "gallery: 2 person(s), 2 embedding(s); tau 0.485 (each face's own lies between its "
+        "nearest cohort faces' domains': cfp 0.535, lfw 0.435), margin 0.050"
     )  # read at size 2, between sizes 1 and 100
     assert lines["plain"] == "gallery: 2 person(s), 2 embedding(s); tau 0.485, margin 0.050"
 
