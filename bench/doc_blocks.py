@@ -261,7 +261,9 @@ def by_domain(ident: dict[str, Any]) -> str:
     ]
     return (
         "Each domain's own taus at 1% strangers named; a face's own lies between them, by "
-        "its nearest cohort faces' domains (`edge.decision.Policy.rule`):\n\n" + table(head, rows) + "\n\n"
+        "its nearest cohort faces' domains (`edge.decision.Policy.rule`):\n\n"
+        + table(head, rows)
+        + "\n\n"
     )
 
 
