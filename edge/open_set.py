@@ -115,16 +115,16 @@ class OpenSetTable:
         ``strangers_accepted``, F_d the domain's share named at tau (its :meth:`by_rate`
         read backwards, in logs). A whole share of one domain gives that domain's own
         :meth:`tau_for`; a mixed probe's tau sits nearer the stricter domain's, since a
-        domain's share named rises by decades past its tau (research/rate_mix.py)."""
+        domain's share named rises by decades past its tau (research/rate_mix.py). A
+        target outside the table's rates is clamped, as :meth:`tau_for` clamps it."""
         grid, named = _named(self, float(comparisons), tuple(domains))
-        mixed = np.log10(np.maximum(np.atleast_2d(shares) @ named, 1e-300))  # [probe][grid]
-        rates = self.rates
-        t = math.log10(min(max(strangers_accepted, rates[0]), rates[-1]))
+        mixed = np.log10(np.atleast_2d(shares) @ named)  # [probe][grid], never falling
         out = np.empty(len(mixed))
-        for i, m in enumerate(mixed):  # m never falls along the grid
+        for i, m in enumerate(mixed):
+            t = min(max(math.log10(strangers_accepted), m[0]), m[-1])  # within the rates
             j = int(np.searchsorted(m, t, side="right"))  # the first point naming more
-            if j in (0, len(grid)):
-                out[i] = grid[min(j, len(grid) - 1)]
+            if j == len(grid):  # the top rate: the first point that names it
+                out[i] = grid[int(np.searchsorted(m, t, side="left"))]
             else:
                 out[i] = grid[j - 1] + (grid[j] - grid[j - 1]) * (t - m[j - 1]) / (m[j] - m[j - 1])
         return out

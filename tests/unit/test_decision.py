@@ -677,7 +677,21 @@ def test_a_mixed_probes_tau_keeps_the_mixed_share_of_strangers_named_at_the_targ
 
 
 def test_a_target_outside_the_tables_rates_is_clamped_for_a_mixed_probe_too() -> None:
+    """As ``tau_for`` clamps it: below the smallest rate the strictest taus, above the
+    largest the loosest each domain has; a whole share of one domain still gives its own
+    (not the looser domain's, though every point past its last tau names the top rate)."""
+    from edge.open_set import _named
+
     t = OpenSetTable.from_json(BY_DOMAIN)
     domains, half = ("cfp", "lfw"), np.array([0.5, 0.5])
-    assert t.mixed_tau(100, 1e-5, domains, half)[0] == pytest.approx(t.mixed_tau(100, 0.001, domains, half)[0])  # fmt: skip
-    assert t.mixed_tau(100, 1e-5, domains, np.array([0.0, 1.0]))[0] == pytest.approx(0.3)
+    for size in (1, 30, 100, 500):
+        for low, high in ((1e-5, 0.001), (0.1, 0.3)):
+            assert t.mixed_tau(size, low, domains, half)[0] == pytest.approx(t.mixed_tau(size, high, domains, half)[0])  # fmt: skip
+            for i, d in enumerate(domains):
+                one = np.eye(2)[i]
+                assert t.mixed_tau(size, low, domains, one)[0] == pytest.approx(t.tau_for(size, low, d))  # fmt: skip
+                assert t.mixed_tau(size, high, domains, one)[0] == pytest.approx(t.tau_for(size, high, d))  # fmt: skip
+    assert t.mixed_tau(100, 0.3, domains, np.array([0.0, 1.0]))[0] == pytest.approx(0.5)
+    assert t.mixed_tau(100, 0.3, domains, half)[0] == pytest.approx(0.7)
+    grid, named = _named(t, 100.0, domains)  # shared by every probe of the gallery
+    assert not grid.flags.writeable and not named.flags.writeable
