@@ -30,39 +30,16 @@ deeper.
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-from model_export.data import data_root
-from research.bundle_rule import bundle_args, device_rule, named_line, save
-from research.share_k import depth
-from research.stranger_photos import inputs, refitted
+from research.bundle_rule import bundle_args, device_rule
+from research.share_k import deepest_study
 
 VARIANTS = ("taus", "rates")
 
 
 def main() -> None:
-    args = bundle_args("rate_mix", __doc__).parse_args()
-    root = data_root()
-    out: dict[str, Any] = {}
-    worst = {v: math.inf for v in VARIANTS}
-    for bundle_dir in args.bundle:
-        base, sel, faces_ = inputs(bundle_dir, root, 8)
-        policy, table = refitted(base, faces_)
-        rows = out[str(bundle_dir)] = []
-        print(f"\n{bundle_dir}: margin {table['margin']:.2f}", flush=True)
-        for variant in VARIANTS:
-            for domain in ("lfw", "cfp"):
-                r = device_rule(policy, sel, domain, args.repeats, mix=variant)
-                rows.append({"mix": variant, "domain": domain, **r})
-                worst[variant] = min(worst[variant], depth(r["named"] / r["strangers"]))
-                print(f"  {variant:5s} {domain} {named_line(r)}", flush=True)
-    chosen = max(VARIANTS, key=lambda v: (worst[v], v == "taus"))
-    out["depth"] = worst
-    out["chosen"] = chosen
-    print("\nsmallest log-distance inside 0.3-2%: "
-          + ", ".join(f"{v}: {worst[v]:.3f}" for v in VARIANTS) + f"; chosen: {chosen}")  # fmt: skip
-    save(out, args.out)
+    deepest_study(bundle_args("rate_mix", __doc__).parse_args(), VARIANTS, "taus",
+                  lambda p, t, d, n, mix: device_rule(p, t, d, n, mix=mix), "mix",
+                  lambda v: f"{v:5s}")  # fmt: skip
 
 
 if __name__ == "__main__":
