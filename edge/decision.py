@@ -232,14 +232,17 @@ class Policy:
         scored = [Candidate(c.person, c.distance / s, c.impostor / s) for c in ranked]
         return self.rule(comparisons, shares).decide(scored)
 
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The cohort's domains, each probe's tau drawn from theirs; () for one tau for all."""
+        table, cohort = self.open_set, self.cohort
+        return cohort.domains if self.scored and table and table.by_domain and cohort else ()
+
     def domain_taus(self, comparisons: float) -> NDArray[np.float64] | None:
-        """Each cohort domain's own tau for a gallery of this size (the table's
-        ``tau_by_domain``; the blended tau for a domain without one), or None when the
-        rule is one tau for every probe (no such table or labels, or a ``tau`` set)."""
-        table, cohort, rate = self.open_set, self.cohort, self.strangers_accepted
-        if not self.scored or table is None or cohort is None or not table.by_domain:
+        """Each of :attr:`domains`' own tau for a gallery of this size, or None for none."""
+        if not self.domains or self.open_set is None:
             return None
-        return np.array([table.tau_for(comparisons, rate, d) for d in cohort.domains]) if cohort.domains else None  # fmt: skip
+        return np.array([self.open_set.tau_for(comparisons, self.strangers_accepted, d) for d in self.domains])  # fmt: skip
 
     def verify_threshold(self) -> float:
         return self.verify_tau if self.tau is None else self.tau
@@ -252,9 +255,7 @@ class Policy:
         """The identification rule for a gallery of this size (:func:`gallery_size`); for
         a probe whose nearest cohort faces come from each domain in these ``shares``
         (``Cohort.near``), the tau at which the domains' shares of strangers named, mixed
-        by them, meet the target (``OpenSetTable.mixed_tau``): a face of the light and
-        lens of one domain is judged by that domain's strangers. Without shares, the
-        blended tau."""
+        by them, meet the target (``OpenSetTable.mixed_tau``); without, the blended tau."""
         table = self.open_set
         if table is None:
             tau = self.identify_tau if self.tau is None else self.tau
@@ -262,9 +263,8 @@ class Policy:
         margin = table.margin if self.margin is None else self.margin
         if self.tau is not None:
             return Rule(self.tau, margin)
-        cohort, rate = self.cohort, self.strangers_accepted
-        if shares is not None and self.scored and table.by_domain and cohort is not None and cohort.domains:  # fmt: skip
-            return Rule(float(table.mixed_tau(comparisons, rate, cohort.domains, shares)[0]), margin)  # fmt: skip
+        if shares is not None and self.domains:
+            return Rule(float(table.mixed_tau(comparisons, self.strangers_accepted, self.domains, shares)[0]), margin)  # fmt: skip
         return Rule(table.tau_for(comparisons, self.strangers_accepted), margin)
 
     def looked_at(self, box: BBox) -> bool:  # big enough to be recognised at all?
