@@ -283,3 +283,8 @@ def test_an_event_time_that_is_no_date_is_a_value_error(time: float) -> None:
     event = RecognitionEvent("id", "unknown", None, 1.0, 0.5, "cam", 1, BBox(0, 0, 1, 1), 3, time)
     with pytest.raises(ValueError, match="is not a date"):
         event_payload(event, include_crop=False)
+
+
+def test_mark_stale_gives_the_age_to_a_tenth_of_a_second() -> None:
+    marked = json.loads(mark_stale(b'{"event": "known"}', 1234.5678))
+    assert marked == {"event": "known", "stale": True, "age_s": 1234.6}
